@@ -1,0 +1,79 @@
+# chatpatch: see README.md. Every target that needs a tool installs it first
+# (scripts/deps.sh), so a fresh Debian 12 machine needs nothing by hand.
+
+CC        ?= cc
+PKGS      := json-c libpq
+WARN      := -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla
+CPPFLAGS  += -D_GNU_SOURCE -Icgi $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS    := -lfcgi $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+SANITIZE  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+SRC       := $(wildcard cgi/*.c)
+LIB_SRC   := $(filter-out cgi/main.c,$(SRC))
+HDR       := $(wildcard cgi/*.h)
+
+.PHONY: all deps build build-test clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh build
+
+build: deps build/chatpatch
+build-test: deps build/asan/chatpatch
+
+build/chatpatch: $(SRC) $(HDR) | build/
+	$(CC) $(WARN) -O2 -g $(CPPFLAGS) $(SRC) -o $@ $(LDLIBS)
+
+build/asan/chatpatch: $(SRC) $(HDR) | build/asan/
+	$(CC) $(WARN) -O1 -g $(SANITIZE) $(CPPFLAGS) $(SRC) -o $@ $(LDLIBS)
+
+%/:
+	@mkdir -p $@
+
+clean:
+	rm -rf build
+
+# ---- tests ------------------------------------------------------------------
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(patsubst tests/unit/%.c,build/unit/%,$(UNIT_SRC))
+PYTEST    := /usr/bin/python3 -m pytest   # Debian's python3-* packages live here
+
+.PHONY: test test-unit test-integration deps-test
+
+deps-test:
+	@bash scripts/deps.sh build run test
+
+build/unit/%: tests/unit/%.c $(LIB_SRC) $(HDR) | build/unit/
+	$(CC) $(WARN) -O1 -g $(SANITIZE) $(CPPFLAGS) $< $(LIB_SRC) -o $@ $(LDLIBS) -lcmocka
+
+test: test-unit test-integration
+
+test-unit: deps-test $(UNIT_BIN)
+	@for t in $(UNIT_BIN); do echo "== $$t"; $$t || exit 1; done
+
+test-integration: deps-test build/asan/chatpatch
+	CHATPATCH_BIN=$(CURDIR)/build/asan/chatpatch $(PYTEST) -q -p no:cacheprovider tests/integration
+
+# The local stack (scripts/stack.sh; knobs such as PORT, PGPORT, WORKERS,
+# STACK_DIR come from the environment).
+.PHONY: run up down migrate
+
+run: build
+	@bash scripts/deps.sh run
+	@bash scripts/stack.sh run
+
+up: build
+	@bash scripts/deps.sh run
+	@bash scripts/stack.sh up
+
+down:
+	@bash scripts/stack.sh down
+
+# DATABASE_URL is read from the recipe's environment (make exports a
+# variable given on its command line), so no make quoting can mangle it.
+migrate:
+	@if [ -z "$$DATABASE_URL" ]; then \
+	    echo "usage: make migrate DATABASE_URL=postgresql://USER@HOST/DB" >&2; exit 2; fi
+	@bash scripts/deps.sh run
+	@bash scripts/migrate.sh "$$DATABASE_URL"

@@ -1,0 +1,179 @@
+/* db.c: connection, prepared statements, deadlines and reconnects.
+ * Entry points: db_init(), db_exec(), db_close().
+ *
+ * Every wait on the server is bounded: connect_timeout for connecting, and
+ * the statement timeout plus one second for a statement, after which the
+ * statement is cancelled and the connection dropped. */
+#include "db.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static struct db_config config;
+static const struct db_statement *statements;
+static size_t statement_count;
+static PGconn *conn;
+
+void db_init(const struct db_config *cfg, const struct db_statement *stmts, size_t count)
+{
+    config = *cfg;
+    statements = stmts;
+    statement_count = count;
+}
+
+static long now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000L + ts.tv_nsec / 1000;
+}
+
+void db_close(void)
+{
+    PQfinish(conn);
+    conn = NULL;
+}
+
+static bool prepare_all(void)
+{
+    for (size_t i = 0; i < statement_count; i++) {
+        PGresult *r = PQprepare(conn, statements[i].name, statements[i].sql,
+                                statements[i].nparams, NULL);
+        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok)
+            log_error("db: preparing %s: %s", statements[i].name, PQerrorMessage(conn));
+        PQclear(r);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static bool connect_db(void)
+{
+    char timeout[32], options[64];
+    const char *keys[] = {"dbname", "fallback_application_name", "connect_timeout",
+                          "options", NULL};
+    const char *values[] = {config.conninfo, "chatpatch", timeout, options, NULL};
+
+    snprintf(timeout, sizeof timeout, "%d", config.connect_timeout_s);
+    snprintf(options, sizeof options, "-c statement_timeout=%d",
+             config.statement_timeout_ms);
+    conn = PQconnectdbParams(keys, values, 1);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        log_warn("db: cannot connect: %s", PQerrorMessage(conn));
+        db_close();
+        return false;
+    }
+    if (!prepare_all()) {
+        db_close();
+        return false;
+    }
+    log_info("db: connected, %zu statements prepared", statement_count);
+    return true;
+}
+
+/* Waits for the socket until the deadline. Returns false on timeout or error. */
+static bool wait_socket(short events, long deadline_us)
+{
+    for (;;) {
+        long left_ms = (deadline_us - now_us()) / 1000;
+        if (left_ms <= 0)
+            return false;
+        struct pollfd p = {.fd = PQsocket(conn), .events = events};
+        int n = poll(&p, 1, (int)left_ms);
+        if (n > 0)
+            return true;
+        if (n < 0 && errno != EINTR)
+            return false;
+    }
+}
+
+/* Sends the statement and collects its last result within the deadline.
+ * Returns NULL when the connection failed or the deadline passed. */
+static PGresult *exec_bounded(size_t index, const char *const *values, long deadline_us)
+{
+    PGresult *last = NULL, *r;
+
+    if (!PQsendQueryPrepared(conn, statements[index].name, statements[index].nparams,
+                             values, NULL, NULL, 0))
+        return NULL;
+    for (;;) {
+        int flushed;
+        while ((flushed = PQflush(conn)) == 1)
+            if (!wait_socket(POLLOUT, deadline_us))
+                goto timeout;
+        if (flushed < 0)
+            break;
+        while (PQisBusy(conn)) {
+            if (!wait_socket(POLLIN, deadline_us))
+                goto timeout;
+            if (!PQconsumeInput(conn))
+                goto failed;
+        }
+        r = PQgetResult(conn);
+        if (!r)
+            return last;
+        PQclear(last);
+        last = r;
+    }
+failed:
+    PQclear(last);
+    return NULL;
+timeout:
+    log_error("db: %s gave no answer in time; cancelling", statements[index].name);
+    PGcancel *cancel = PQgetCancel(conn);
+    char err[256];
+    if (cancel) {
+        PQcancel(cancel, err, sizeof err);
+        PQfreeCancel(cancel);
+    }
+    PQclear(last);
+    db_close();
+    return NULL;
+}
+
+/* A result that says the connection is gone (server restarted, backend
+ * terminated), as opposed to a statement that failed on a sound one. */
+static bool connection_lost(const PGresult *r)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+
+    if (!conn || PQstatus(conn) != CONNECTION_OK || !state)
+        return true;
+    return strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
+           strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0;
+}
+
+bool db_exec(size_t index, const char *const *values, PGresult **result,
+             long *elapsed_us)
+{
+    long start = now_us();
+    long deadline = start + (config.statement_timeout_ms + 1000L) * 1000L;
+
+    *result = NULL;
+    for (int attempt = 1; attempt <= 2; attempt++) {
+        if (!conn && !connect_db())
+            break;
+        PGresult *r = exec_bounded(index, values, deadline);
+        if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
+            *result = r;
+            break;
+        }
+        bool lost = connection_lost(r);
+        log_warn("db: %s failed (attempt %d): %s", statements[index].name, attempt,
+                 r ? PQresultErrorMessage(r) : conn ? PQerrorMessage(conn) : "timeout");
+        PQclear(r);
+        if (!lost || !conn)
+            break;
+        db_close(); /* reopen and retry once: the update sets the same values */
+    }
+    *elapsed_us = now_us() - start;
+    return *result != NULL;
+}

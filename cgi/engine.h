@@ -1,0 +1,31 @@
+/* engine.h: one request in, one response out, for any API profile. */
+#ifndef CHATPATCH_ENGINE_H
+#define CHATPATCH_ENGINE_H
+
+#include "db.h"
+#include "request.h"
+#include "response.h"
+
+struct engine_config {
+    struct db_config db;
+};
+
+/* Prepares the statements of every profile (and the health check) for the
+ * database module. Call once per process, before engine_handle(). */
+void engine_init(const struct engine_config *config);
+
+/* What the access log wants to know of a handled request. */
+struct engine_outcome {
+    const char *route; /* the profile's name, "health" or "unknown" */
+    long db_us;        /* time spent waiting for PostgreSQL */
+};
+
+/* Answers req into res (release it with response_free()). */
+void engine_handle(const struct request *req, struct response *res,
+                   struct engine_outcome *outcome);
+
+/* True for application/json (any case, parameters allowed) and
+ * application/<anything>+json. */
+bool engine_is_json_media_type(const char *content_type);
+
+#endif

@@ -1,0 +1,290 @@
+/* jsonscan.c: a recursive-descent checker of strict JSON.
+ * Entry points: jsonscan_valid(), jsonscan_member(). */
+#include "jsonscan.h"
+
+#include "field.h"
+
+#include <stdint.h>
+#include <string.h>
+
+struct scan {
+    const char *s;
+    size_t len;
+    size_t pos;
+    int depth;
+    int max_depth;
+};
+
+static bool scan_value(struct scan *sc);
+
+static int peek(const struct scan *sc)
+{
+    return sc->pos < sc->len ? (unsigned char)sc->s[sc->pos] : -1;
+}
+
+static bool is_json_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static void skip_space(struct scan *sc)
+{
+    while (sc->pos < sc->len && is_json_space(sc->s[sc->pos]))
+        sc->pos++;
+}
+
+static bool take(struct scan *sc, char c)
+{
+    if (peek(sc) != (unsigned char)c)
+        return false;
+    sc->pos++;
+    return true;
+}
+
+static bool take_word(struct scan *sc, const char *word)
+{
+    size_t n = strlen(word);
+
+    if (sc->len - sc->pos < n || memcmp(sc->s + sc->pos, word, n) != 0)
+        return false;
+    sc->pos += n;
+    return true;
+}
+
+static int hex_value(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Reads the 4 hex digits after "\u"; -1 when they are not hex digits. */
+static long take_hex4(struct scan *sc)
+{
+    long v = 0;
+
+    if (sc->len - sc->pos < 4)
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        int d = hex_value((unsigned char)sc->s[sc->pos + i]);
+        if (d < 0)
+            return -1;
+        v = v << 4 | d;
+    }
+    sc->pos += 4;
+    return v;
+}
+
+/* After a backslash: one escape; a \u escape yields a whole code point, a
+ * surrogate pair taken together. Returns the code point, or -1. */
+static long take_escape(struct scan *sc)
+{
+    int c = peek(sc);
+
+    sc->pos++;
+    switch (c) {
+    case '"': case '\\': case '/': return c;
+    case 'b': return '\b';
+    case 'f': return '\f';
+    case 'n': return '\n';
+    case 'r': return '\r';
+    case 't': return '\t';
+    case 'u': break;
+    default: return -1;
+    }
+    long hi = take_hex4(sc);
+    if (hi < 0xd800 || hi > 0xdfff)
+        return hi;
+    if (hi > 0xdbff || !take_word(sc, "\\u"))
+        return -1;
+    long lo = take_hex4(sc);
+    if (lo < 0xdc00 || lo > 0xdfff)
+        return -1;
+    return 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
+}
+
+static size_t utf8_encode(uint32_t cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | cp >> 6);
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | cp >> 12);
+        out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | cp >> 18);
+    out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+    out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* Scans one string; when out is not NULL, decodes it there as UTF-8 (out has
+ * room for the raw length: no escape decodes longer than it is written). */
+static bool scan_string(struct scan *sc, char *out, size_t *out_len)
+{
+    size_t n = 0;
+
+    if (!take(sc, '"'))
+        return false;
+    for (;;) {
+        int c = peek(sc);
+        if (c < 0x20) /* end of input, or a raw control character */
+            return false;
+        if (c == '"')
+            break;
+        if (c == '\\') {
+            sc->pos++;
+            long cp = take_escape(sc);
+            if (cp <= 0) /* malformed, or U+0000 which no service stores */
+                return false;
+            n += out ? utf8_encode((uint32_t)cp, out + n) : 0;
+            continue;
+        }
+        uint32_t cp;
+        size_t w = field_utf8_decode(sc->s + sc->pos, sc->len - sc->pos, &cp);
+        if (w == 0)
+            return false;
+        if (out)
+            memcpy(out + n, sc->s + sc->pos, w);
+        n += w;
+        sc->pos += w;
+    }
+    sc->pos++;
+    if (out_len)
+        *out_len = n;
+    return true;
+}
+
+static bool take_digits(struct scan *sc)
+{
+    size_t start = sc->pos;
+
+    while (peek(sc) >= '0' && peek(sc) <= '9')
+        sc->pos++;
+    return sc->pos > start;
+}
+
+static bool scan_number(struct scan *sc)
+{
+    take(sc, '-');
+    if (!take(sc, '0') && !take_digits(sc))
+        return false;
+    if (take(sc, '.') && !take_digits(sc))
+        return false;
+    if (take(sc, 'e') || take(sc, 'E')) {
+        if (!take(sc, '+'))
+            take(sc, '-');
+        if (!take_digits(sc))
+            return false;
+    }
+    return true;
+}
+
+/* Scans "{...}" or "[...]": members (key ':' value) for objects, values for
+ * arrays, separated by commas. */
+static bool scan_container(struct scan *sc, char open, char close)
+{
+    if (!take(sc, open) || ++sc->depth > sc->max_depth)
+        return false;
+    skip_space(sc);
+    if (!take(sc, close)) {
+        do {
+            skip_space(sc);
+            if (open == '{') {
+                if (!scan_string(sc, NULL, NULL))
+                    return false;
+                skip_space(sc);
+                if (!take(sc, ':'))
+                    return false;
+            }
+            if (!scan_value(sc))
+                return false;
+        } while (take(sc, ','));
+        if (!take(sc, close))
+            return false;
+    }
+    sc->depth--;
+    return true;
+}
+
+/* One value with the white space around it. */
+static bool scan_value(struct scan *sc)
+{
+    bool ok;
+
+    skip_space(sc);
+    switch (peek(sc)) {
+    case '{': ok = scan_container(sc, '{', '}'); break;
+    case '[': ok = scan_container(sc, '[', ']'); break;
+    case '"': ok = scan_string(sc, NULL, NULL); break;
+    case 't': ok = take_word(sc, "true"); break;
+    case 'f': ok = take_word(sc, "false"); break;
+    case 'n': ok = take_word(sc, "null"); break;
+    default: ok = scan_number(sc); break;
+    }
+    skip_space(sc);
+    return ok;
+}
+
+bool jsonscan_valid(const char *s, size_t len, int max_depth)
+{
+    struct scan sc = {.s = s, .len = len, .max_depth = max_depth};
+
+    return scan_value(&sc) && sc.pos == len;
+}
+
+bool jsonscan_member(const char *s, size_t len, const char *key, const char **value,
+                     size_t *value_len)
+{
+    struct scan sc = {.s = s, .len = len, .max_depth = 1 << 30};
+    size_t key_len = strlen(key);
+    bool found = false;
+    char name[256];
+
+    skip_space(&sc);
+    if (!take(&sc, '{'))
+        return false;
+    skip_space(&sc);
+    if (take(&sc, '}'))
+        return false;
+    do {
+        skip_space(&sc);
+        size_t raw_start = sc.pos, name_len = 0;
+        /* A name longer than our buffer cannot equal a short field key. */
+        bool fits = false;
+        struct scan peek_sc = sc;
+        if (!scan_string(&peek_sc, NULL, NULL))
+            return false;
+        fits = peek_sc.pos - raw_start <= sizeof name;
+        if (!scan_string(&sc, fits ? name : NULL, &name_len))
+            return false;
+        skip_space(&sc);
+        take(&sc, ':');
+        skip_space(&sc);
+        size_t value_start = sc.pos;
+        if (!scan_value(&sc))
+            return false;
+        size_t value_end = sc.pos;
+        while (value_end > value_start && is_json_space(s[value_end - 1]))
+            value_end--;
+        if (fits && name_len == key_len && memcmp(name, key, key_len) == 0) {
+            *value = s + value_start;
+            *value_len = value_end - value_start;
+            found = true;
+        }
+    } while (take(&sc, ','));
+    return found;
+}

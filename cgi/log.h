@@ -1,0 +1,27 @@
+/* log.h: levelled lines on stderr, and the one access line per request.
+ * Arguments of a level that is off are not evaluated. Never pass a key, a
+ * cookie or a body here. */
+#ifndef CHATPATCH_LOG_H
+#define CHATPATCH_LOG_H
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+extern enum log_level log_level;
+
+/* Parses "error", "warn", "info" or "debug". Returns false otherwise. */
+_Bool log_parse_level(const char *name, enum log_level *level);
+
+void log_write(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_at(level, ...)                                                               \
+    do {                                                                                 \
+        if (log_level >= (level))                                                        \
+            log_write((level), __VA_ARGS__);                                             \
+    } while (0)
+#define log_error(...) log_at(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...)  log_at(LOG_WARN, __VA_ARGS__)
+#define log_info(...)  log_at(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_at(LOG_DEBUG, __VA_ARGS__)
+
+#endif

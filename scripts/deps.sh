@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a make target needs, only when missing.
+# Usage: scripts/deps.sh GROUP...   (build, test, run, fuzz, bench, memcheck)
+set -euo pipefail
+
+declare -A group=(
+    [build]="gcc make pkg-config libfcgi-dev libjson-c-dev libpq-dev"
+    [run]="postgresql-15 postgresql-client-15 nginx curl"
+    [test]="libcmocka-dev python3-pytest python3-httpx python3-psycopg python3-pydantic clang libclang-rt-14-dev"
+    [fuzz]="clang libclang-rt-14-dev"
+    [memcheck]="valgrind"
+    [bench]="wrk postgresql-contrib-15"
+)
+
+wanted=()
+for g in "$@"; do
+    [[ -v group[$g] ]] || { echo "deps.sh: unknown group $g" >&2; exit 2; }
+    for p in ${group[$g]}; do
+        # A package counts as present only when dpkg says it is installed.
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || wanted+=("$p")
+    done
+done
+[ ${#wanted[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: missing packages: ${wanted[*]} (run as root, or install them)" >&2
+    exit 1
+fi
+echo "deps.sh: installing ${wanted[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null
