@@ -47,7 +47,7 @@ deps-test:
 build/unit/%: tests/unit/%.c $(LIB_SRC) $(HDR) | build/unit/
 	$(CC) $(WARN) -O1 -g $(SANITIZE) $(CPPFLAGS) $< $(LIB_SRC) -o $@ $(LDLIBS) -lcmocka
 
-test: test-unit test-integration
+test: test-unit test-integration test-fuzz-short
 
 test-unit: deps-test $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do echo "== $$t"; $$t || exit 1; done
@@ -77,3 +77,6 @@ migrate:
 	    echo "usage: make migrate DATABASE_URL=postgresql://USER@HOST/DB" >&2; exit 2; fi
 	@bash scripts/deps.sh run
 	@bash scripts/migrate.sh "$$DATABASE_URL"
+
+# Reliability targets, one fragment per topic: fuzzing, memcheck, soak, bench.
+include $(wildcard mk/*.mk)
