@@ -1,0 +1,420 @@
+#!/usr/bin/env bash
+# The local chatpatch stack: PostgreSQL 15, the worker pool and nginx, all
+# living under one folder (STACK_DIR) on their own ports, so a test stack
+# can run beside `make up`.
+#
+# Usage: scripts/stack.sh up|down|run
+#   up    start what is not running, wait for /healthz, write stack.env
+#   down  stop nginx, the workers and PostgreSQL; safe when nothing runs
+#   run   up, print demo curl commands, wait for Ctrl-C/SIGTERM, then down
+#
+# Knobs (environment, with defaults):
+#   STACK_DIR      <repo>/var      everything the stack writes
+#   PORT           8080            nginx on 127.0.0.1:PORT
+#   PGPORT         55432           PostgreSQL port (unix socket only)
+#   WORKERS        4               worker processes
+#   CHATPATCH_BIN  build/chatpatch
+#   CHATPATCH_ARGS ""              extra worker arguments
+#   MAX_BODY       65536           body limit, nginx and workers alike
+#   PG_EXTRA_CONF  ""              extra postgresql.conf lines
+#   PGBIN          /usr/lib/postgresql/15/bin
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+STACK_DIR=${STACK_DIR:-$ROOT/var}
+PORT=${PORT:-8080}
+PGPORT=${PGPORT:-55432}
+WORKERS=${WORKERS:-4}
+CHATPATCH_BIN=${CHATPATCH_BIN:-$ROOT/build/chatpatch}
+CHATPATCH_ARGS=${CHATPATCH_ARGS:-}
+MAX_BODY=${MAX_BODY:-65536}
+PG_EXTRA_CONF=${PG_EXTRA_CONF:-}
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+
+# Absolute paths: nginx, pg_ctl and the worker all run from other folders.
+# (realpath -m: `down` must not create a missing STACK_DIR.)
+STACK_DIR=$(realpath -m "$STACK_DIR")
+case $CHATPATCH_BIN in /*) ;; *) CHATPATCH_BIN=$ROOT/$CHATPATCH_BIN ;; esac
+
+PGDATA=$STACK_DIR/pg
+RUN_DIR=$STACK_DIR/run
+LOG_DIR=$STACK_DIR/log
+NGINX_DIR=$STACK_DIR/nginx
+SOCKET=$RUN_DIR/chatpatch.sock
+WORKER_PIDFILE=$RUN_DIR/chatpatch.pid
+NGINX_PIDFILE=$RUN_DIR/nginx.pid
+NGINX_CONF=$NGINX_DIR/nginx.conf
+BASE_URL=http://127.0.0.1:$PORT
+PGDATABASE=chatpatch
+PGUSER=postgres
+
+# Never fails: `run`'s cleanup must go on when the terminal or a pipe
+# reading our output is gone.
+log() { printf 'stack: %s\n' "$*" >&2 2>/dev/null || true; }
+die() { log "$*"; exit 1; }
+
+# PostgreSQL refuses to run as root, so as root its commands run as the
+# `postgres` user; as anyone else they run as that user (the cluster's
+# superuser is still named postgres, see initdb -U).
+as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then
+        (cd / && runuser -u postgres -- "$@")
+    else
+        (cd / && "$@")
+    fi
+}
+
+# Whether a process runs. A zombie does not count: daemons here are
+# reparented to PID 1, which may reap them late, and kill -0 succeeds on a
+# zombie.
+alive() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [ "${stat%% *}" != Z ]
+}
+
+# Whether any live process is in process group $1.
+group_alive() {
+    ps -e -o pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !f }'
+}
+
+# A pid file's process, if it is alive; else nothing.
+live_pid() {
+    local pid
+    [ -s "$1" ] || return 1
+    pid=$(head -n 1 "$1")
+    [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" && echo "$pid"
+}
+
+pg_running() { as_pg "$PGBIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; }
+
+# libpq URI with the socket folder as host; percent-encode it since a path
+# may hold characters a URI cannot.
+database_url() {
+    local LC_ALL=C s=$RUN_DIR out='' c i
+    for ((i = 0; i < ${#s}; i++)); do
+        c=${s:i:1}
+        case $c in
+            [A-Za-z0-9/._~-]) out+=$c ;;
+            *) out+=$(printf '%%%02X' "'$c") ;;
+        esac
+    done
+    echo "postgresql://$PGUSER@/$PGDATABASE?host=$out&port=$PGPORT"
+}
+
+# Escape a string for the replacement side of a sed s|||.
+sed_repl() { printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'; }
+
+# The postgres user must reach STACK_DIR, and nginx's worker user (nobody)
+# the socket in it, even under /tmp/pytest-of-root (mode 700): add only the
+# search bit to the parents that lack it.
+open_path() {
+    local d=$STACK_DIR
+    chmod 755 "$STACK_DIR"
+    while d=$(dirname "$d"); [ "$d" != / ]; do
+        [ "$(( $(stat -c '0%a' "$d") & 01 ))" -eq 1 ] || chmod o+x "$d"
+    done
+}
+
+make_dirs() {
+    mkdir -p "$RUN_DIR" "$LOG_DIR" "$NGINX_DIR/tmp"
+    chmod 755 "$RUN_DIR" "$LOG_DIR" "$NGINX_DIR"
+    touch "$LOG_DIR/postgres.log"
+    if [ "$(id -u)" -eq 0 ]; then
+        open_path
+        # PostgreSQL creates its socket in run/ and writes its log.
+        chown postgres: "$RUN_DIR" "$LOG_DIR/postgres.log"
+    fi
+}
+
+# ---- PostgreSQL -------------------------------------------------------------
+
+start_postgres() {
+    if [ ! -s "$PGDATA/PG_VERSION" ]; then
+        log "initdb $PGDATA"
+        mkdir -p "$PGDATA"
+        chmod 700 "$PGDATA"
+        [ "$(id -u)" -ne 0 ] || chown postgres: "$PGDATA"
+        as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust \
+            --encoding=UTF8 --locale=C.UTF-8 >"$LOG_DIR/initdb.log" 2>&1 ||
+            { tail -n 20 "$LOG_DIR/initdb.log" >&2; die "initdb failed"; }
+        # Our settings live in one file rewritten by every `up`, so a new
+        # PGPORT or PG_EXTRA_CONF takes effect without editing by hand.
+        echo "include_if_exists = 'stack.conf'" >>"$PGDATA/postgresql.conf"
+    fi
+    if pg_running; then
+        log "PostgreSQL already running ($PGDATA)"
+        return
+    fi
+    # Unix socket only: nothing else on the machine can reach this
+    # trust-authenticated cluster over TCP.
+    {
+        echo "port = $PGPORT"
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$RUN_DIR'"
+        [ -z "$PG_EXTRA_CONF" ] || printf '%s\n' "$PG_EXTRA_CONF"
+    } >"$PGDATA/stack.conf"
+    [ "$(id -u)" -ne 0 ] || chown postgres: "$PGDATA/stack.conf"
+    log "starting PostgreSQL on port $PGPORT"
+    as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$LOG_DIR/postgres.log" -w -t 30 -s start ||
+        { tail -n 20 "$LOG_DIR/postgres.log" >&2; die "PostgreSQL did not start"; }
+}
+
+psql_admin() {
+    "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$RUN_DIR" -p "$PGPORT" -U "$PGUSER" "$@"
+}
+
+prepare_database() {
+    local url
+    url=$(database_url)
+    if [ -z "$(psql_admin -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$PGDATABASE'")" ]; then
+        log "creating database $PGDATABASE"
+        psql_admin -d postgres -c "CREATE DATABASE $PGDATABASE"
+    fi
+    [ -f "$ROOT/scripts/migrate.sh" ] || die "scripts/migrate.sh is missing"
+    [ -f "$ROOT/sql/demo.sql" ] || die "sql/demo.sql is missing"
+    bash "$ROOT/scripts/migrate.sh" "$url"
+    psql_admin -1 -d "$PGDATABASE" -f "$ROOT/sql/demo.sql" >/dev/null
+}
+
+stop_postgres() {
+    [ -s "$PGDATA/PG_VERSION" ] && pg_running || return 0
+    log "stopping PostgreSQL"
+    as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w -t 30 -s stop
+}
+
+# ---- workers ----------------------------------------------------------------
+
+start_workers() {
+    local pid args=()
+    if pid=$(live_pid "$WORKER_PIDFILE"); then
+        log "workers already running (pid $pid)"
+        return
+    fi
+    [ -x "$CHATPATCH_BIN" ] || die "$CHATPATCH_BIN is missing: run make build"
+    rm -f "$SOCKET"
+    # Word splitting of CHATPATCH_ARGS is wanted: it holds several options.
+    read -r -a args <<<"$CHATPATCH_ARGS"
+    log "starting $WORKERS workers on $SOCKET"
+    # setsid: the pool gets its own session and process group, so Ctrl-C in
+    # `make run` reaches only this script (which stops the pool in order),
+    # and `down` can kill the whole group if the parent does not exit.
+    DATABASE_URL=$(database_url) setsid "$CHATPATCH_BIN" \
+        --listen "$SOCKET" --workers "$WORKERS" --socket-mode 0666 \
+        --max-body "$MAX_BODY" "${args[@]}" \
+        </dev/null >>"$LOG_DIR/chatpatch.log" 2>&1 &
+    echo $! >"$WORKER_PIDFILE"
+}
+
+stop_workers() {
+    local pid i
+    if pid=$(live_pid "$WORKER_PIDFILE"); then
+        log "stopping workers (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        # The parent waits for its children, so its exit means all are gone.
+        for ((i = 0; i < 100; i++)); do
+            alive "$pid" || break
+            sleep 0.1
+        done
+        # Whatever is left of the group after 10 s (the parent or a stuck
+        # child) is killed.
+        if group_alive "$pid"; then
+            log "workers did not stop in 10 s: SIGKILL to group $pid"
+            kill -KILL -- "-$pid" 2>/dev/null || true
+            for ((i = 0; i < 50; i++)); do
+                group_alive "$pid" || break
+                sleep 0.1
+            done
+        fi
+    fi
+    rm -f "$WORKER_PIDFILE" "$SOCKET"
+}
+
+# ---- nginx ------------------------------------------------------------------
+
+render_nginx() {
+    local src=$ROOT/nginx
+    mkdir -p "$NGINX_DIR/tmp"
+    # fastcgi_params is included relative to the config's own folder.
+    cp /etc/nginx/fastcgi_params "$NGINX_DIR/fastcgi_params"
+    sed -e "s|^set \$chatpatch_upstream .*|set \$chatpatch_upstream \"unix:$(sed_repl "$SOCKET")\";|" \
+        -e "s|client_max_body_size 64k;|client_max_body_size $MAX_BODY;|" \
+        -e "s|client_body_buffer_size 64k;|client_body_buffer_size $MAX_BODY;|" \
+        "$src/chatpatch.conf" >"$NGINX_DIR/chatpatch.conf"
+    sed -e "s|@STACK_DIR@|$(sed_repl "$STACK_DIR")|g" \
+        -e "s|@SOCKET@|$(sed_repl "$SOCKET")|g" \
+        -e "s|@PORT@|$PORT|g" \
+        -e "s|@MAX_BODY@|$MAX_BODY|g" \
+        "$src/nginx.conf.in" >"$NGINX_CONF"
+}
+
+start_nginx() {
+    local pid i
+    if pid=$(live_pid "$NGINX_PIDFILE"); then
+        log "nginx already running (pid $pid)"
+        return
+    fi
+    render_nginx
+    log "starting nginx on $BASE_URL"
+    # nginx's startup errors (port taken, bad config) go to the terminal;
+    # once running it logs to log/nginx-error.log.
+    nginx -p "$NGINX_DIR" -c "$NGINX_CONF" </dev/null >/dev/null 2>"$LOG_DIR/nginx-start.log" ||
+        { cat "$LOG_DIR/nginx-start.log" >&2; die "nginx did not start"; }
+    # The daemon writes its pid file after the launching process returns.
+    for ((i = 0; i < 50; i++)); do
+        live_pid "$NGINX_PIDFILE" >/dev/null && return
+        sleep 0.1
+    done
+    die "nginx wrote no pid file"
+}
+
+stop_nginx() {
+    local pid i
+    if pid=$(live_pid "$NGINX_PIDFILE"); then
+        log "stopping nginx (pid $pid)"
+        # QUIT: finish the requests in flight, then exit.
+        kill -QUIT "$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+            alive "$pid" || break
+            sleep 0.1
+        done
+        if alive "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
+        for ((i = 0; i < 50; i++)); do
+            alive "$pid" || break
+            sleep 0.1
+        done
+    fi
+    rm -f "$NGINX_PIDFILE"
+}
+
+# ---- the stack ----------------------------------------------------------------
+
+show_logs() {
+    local f
+    for f in chatpatch.log nginx-error.log postgres.log; do
+        [ -s "$LOG_DIR/$f" ] || continue
+        printf '\n==> %s <==\n' "$LOG_DIR/$f" >&2
+        tail -n 20 "$LOG_DIR/$f" | cut -c 1-400 >&2
+    done
+}
+
+healthz_code() {
+    curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$BASE_URL/healthz" || true
+}
+
+wait_healthy() {
+    local i pid
+    for ((i = 0; i < 60; i++)); do
+        [ "$(healthz_code)" = 200 ] && return 0
+        pid=$(live_pid "$WORKER_PIDFILE") || { log "the workers exited"; return 1; }
+        sleep 0.5
+    done
+    log "$BASE_URL/healthz did not answer 200 within 30 s"
+    return 1
+}
+
+q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+
+write_env() {
+    {
+        echo "BASE_URL=$(q "$BASE_URL")"
+        echo "PGHOST=$(q "$RUN_DIR")"
+        echo "PGPORT=$(q "$PGPORT")"
+        echo "PGDATABASE=$(q "$PGDATABASE")"
+        echo "PGUSER=$(q "$PGUSER")"
+        echo "DATABASE_URL=$(q "$(database_url)")"
+        echo "STACK_DIR=$(q "$STACK_DIR")"
+        echo "CHATPATCH_PIDFILE=$(q "$WORKER_PIDFILE")"
+    } >"$STACK_DIR/stack.env"
+}
+
+all_running() {
+    [ -s "$PGDATA/PG_VERSION" ] && pg_running &&
+        live_pid "$WORKER_PIDFILE" >/dev/null && live_pid "$NGINX_PIDFILE" >/dev/null
+}
+
+# A failed `up` shows why and leaves nothing running, so the next `up`
+# starts clean and no half stack holds the ports.
+on_up_exit() {
+    [ "$1" -ne 0 ] || return 0
+    show_logs
+    log "up failed; stopping what was started"
+    cmd_down || true
+    exit "$1"
+}
+
+cmd_up() {
+    if all_running && [ "$(healthz_code)" = 200 ]; then
+        write_env
+        log "already up at $BASE_URL (STACK_DIR=$STACK_DIR)"
+        return
+    fi
+    trap 'on_up_exit $?' EXIT
+    make_dirs
+    start_postgres
+    prepare_database
+    start_workers
+    start_nginx
+    wait_healthy
+    write_env
+    trap - EXIT
+    log "up at $BASE_URL (STACK_DIR=$STACK_DIR; . $STACK_DIR/stack.env)"
+}
+
+cmd_down() {
+    stop_nginx
+    stop_workers
+    stop_postgres
+    rm -f "$RUN_DIR"/.s.PGSQL.*
+}
+
+print_demo() {
+    cat <<EOF
+
+chatpatch is up at $BASE_URL. Try the three APIs with the demo data:
+
+# Recoup
+curl -i --request PATCH $BASE_URL/api/sessions/sess_demo/chats/chat_demo \\
+  -H 'x-api-key: demo-recoup-key' -H 'Content-Type: application/json' \\
+  --data '{"title":"Renamed from curl"}'
+
+# Neptun
+curl -i --request PATCH $BASE_URL/api/users/1/chats/1 \\
+  -H 'Cookie: neptun-session=demo-neptun-session' -H 'Content-Type: application/json' \\
+  --data '{"name":"New Chat Name"}'
+
+# LeanMCP
+curl -i --request PATCH \\
+  --url $BASE_URL/api/chats/id/c1a83d84-7154-464c-bd19-a9f10e0a067f \\
+  --header 'Authorization: Bearer demo-leanmcp-key' \\
+  --header 'Content-Type: application/json' \\
+  --data '{"title":"My Updated Chat Title","summary":"Discussion about TypeScript best practices","modelUsed":"claude-3-sonnet","systemMessageId":"msg_uuid_system_001","metadata":{"category":"development","priority":"high"}}'
+
+Logs: $LOG_DIR/   Press Ctrl-C to stop everything.
+EOF
+}
+
+sleeper=''
+cmd_run() {
+    cmd_up
+    # Stop everything however this script ends. Neither a second Ctrl-C nor
+    # a closed output pipe (`make run | tee`, Ctrl-C kills tee too) may cut
+    # the shutdown short.
+    trap 'trap "" INT TERM PIPE; [ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null; cmd_down' EXIT
+    trap 'exit 0' INT TERM
+    print_demo
+    # `wait` on a background sleep returns as soon as a signal arrives,
+    # where a foreground sleep would delay the trap until it ends.
+    sleep infinity &
+    sleeper=$!
+    wait "$sleeper"
+}
+
+case ${1:-} in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    run) cmd_run ;;
+    *) echo "usage: $0 up|down|run" >&2; exit 2 ;;
+esac
