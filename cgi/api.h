@@ -65,13 +65,13 @@ struct api_field {
  * {expected} and {received}; {keys} is the quoted list of unknown keys. A
  * NULL template means the dialect has no such problem. */
 struct schema_dialect {
-    const char *not_object;   /* top level not an object; NULL: it is FAIL_JSON */
-    const char *missing;      /* a required field is absent */
-    const char *wrong_type;   /* a field of another JSON type */
-    const char *empty;        /* a field empty after trimming */
-    const char *unknown_one;  /* one unknown key; NULL: unknown keys are ignored */
-    const char *unknown_many; /* several unknown keys; NULL: one problem per key */
-    const char *none_given;   /* the body set no field */
+    const char *not_object;    /* top level not an object; NULL: it is FAIL_JSON */
+    const char *missing;       /* a required field is absent */
+    const char *wrong_type;    /* a field of another JSON type */
+    const char *empty;         /* a field empty after trimming */
+    const char *unknown_one;   /* one unknown key; NULL: unknown keys are ignored */
+    const char *unknown_many;  /* several unknown keys; NULL: one problem per key */
+    const char *none_given;    /* the body set no field */
     const char *type_names[2]; /* {expected} for FIELD_STRING, FIELD_OBJECT */
 };
 
@@ -101,8 +101,8 @@ struct api_profile {
     size_t nsteps;
 
     enum error_shape shape;
-    const char *message_413;  /* NULL: the reason phrase */
-    const char *message_415;  /* NULL: the reason phrase */
+    const char *message_413;   /* NULL: the reason phrase */
+    const char *message_415;   /* NULL: the reason phrase */
     const char *extra_headers; /* "Name: value\r\n" lines, or NULL */
 
     const char *sql;

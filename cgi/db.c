@@ -151,8 +151,7 @@ static bool connection_lost(const PGresult *r)
            strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0;
 }
 
-bool db_exec(size_t index, const char *const *values, PGresult **result,
-             long *elapsed_us)
+bool db_exec(size_t index, const char *const *values, PGresult **result, long *elapsed_us)
 {
     long start = now_us();
     long deadline = start + (config.statement_timeout_ms + 1000L) * 1000L;
@@ -168,7 +167,9 @@ bool db_exec(size_t index, const char *const *values, PGresult **result,
         }
         bool lost = connection_lost(r);
         log_warn("db: %s failed (attempt %d): %s", statements[index].name, attempt,
-                 r ? PQresultErrorMessage(r) : conn ? PQerrorMessage(conn) : "timeout");
+                 r      ? PQresultErrorMessage(r)
+                 : conn ? PQerrorMessage(conn)
+                        : "timeout");
         PQclear(r);
         if (!lost || !conn)
             break;

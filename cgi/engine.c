@@ -32,8 +32,8 @@ void engine_init(const struct engine_config *config)
 
     statements[n++] = (struct db_statement){"health", "SELECT 1", 0};
     for (const struct api_profile *const *api = api_profiles; *api; api++)
-        statements[n++] = (struct db_statement){(*api)->name, (*api)->sql,
-                                                statement_params(*api)};
+        statements[n++] =
+            (struct db_statement){(*api)->name, (*api)->sql, statement_params(*api)};
     db_init(&config->db, statements, n);
 }
 
@@ -78,7 +78,8 @@ static bool is_positive_bigint(const char *s)
     for (size_t i = 0; i < len; i++)
         if (!isdigit((unsigned char)s[i]))
             return false;
-    return len > 0 && (len < sizeof max - 1 || (len == sizeof max - 1 && strcmp(s, max) <= 0));
+    return len > 0 &&
+           (len < sizeof max - 1 || (len == sizeof max - 1 && strcmp(s, max) <= 0));
 }
 
 static bool is_uuid(const char *s)
@@ -105,8 +106,12 @@ static enum local_failure check_params(const struct api_profile *api,
         case PARAM_TEXT: /* no row has an id that is not UTF-8: NULL finds none */
             values[i] = field_utf8_valid(p, strlen(p)) ? p : NULL;
             continue;
-        case PARAM_BIGINT: ok = is_positive_bigint(p); break;
-        case PARAM_UUID: ok = is_uuid(p); break;
+        case PARAM_BIGINT:
+            ok = is_positive_bigint(p);
+            break;
+        case PARAM_UUID:
+            ok = is_uuid(p);
+            break;
         }
         values[i] = ok ? p : NULL;
         if (!ok)
@@ -200,8 +205,8 @@ static void run_statement(const struct api_profile *api, size_t local_step,
     }
     const char *code = PQgetisnull(r, 0, 0) ? NULL : PQgetvalue(r, 0, 0);
     bool updated = !PQgetisnull(r, 0, 1);
-    size_t step = code || (failures == FAIL_NONE && !updated) ? db_step(api, code)
-                                                              : api->nsteps;
+    size_t step =
+        code || (failures == FAIL_NONE && !updated) ? db_step(api, code) : api->nsteps;
     if (local_step < step)
         step = local_step;
     if (step < api->nsteps)

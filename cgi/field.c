@@ -1,5 +1,6 @@
 /* field.c: UTF-8 decoding and ECMAScript trimming of one value.
- * Entry points: field_utf8_decode(), field_utf8_valid(), field_is_js_space(),
+ * Entry points: field_utf8_decode(), field_utf8_valid(), field_hex_digit(),
+ * field_is_js_space(),
  * field_trim(). */
 #include "field.h"
 
@@ -49,12 +50,34 @@ bool field_utf8_valid(const char *s, size_t len)
     return true;
 }
 
+int field_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 bool field_is_js_space(uint32_t cp)
 {
     switch (cp) {
-    case 0x09: case 0x0a: case 0x0b: case 0x0c: case 0x0d: case 0x20:
-    case 0xa0: case 0x1680: case 0x2028: case 0x2029: case 0x202f:
-    case 0x205f: case 0x3000: case 0xfeff:
+    case 0x09:
+    case 0x0a:
+    case 0x0b:
+    case 0x0c:
+    case 0x0d:
+    case 0x20:
+    case 0xa0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202f:
+    case 0x205f:
+    case 0x3000:
+    case 0xfeff:
         return true;
     default:
         return cp >= 0x2000 && cp <= 0x200a;

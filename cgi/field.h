@@ -14,6 +14,9 @@ size_t field_utf8_decode(const char *s, size_t len, uint32_t *cp);
 
 bool field_utf8_valid(const char *s, size_t len);
 
+/* The value of an ASCII hex digit (any case), or -1. */
+int field_hex_digit(int c);
+
 /* True for the code points ECMAScript's String.prototype.trim removes. */
 bool field_is_js_space(uint32_t cp);
 

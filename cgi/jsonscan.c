@@ -51,17 +51,6 @@ static bool take_word(struct scan *sc, const char *word)
     return true;
 }
 
-static int hex_value(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Reads the 4 hex digits after "\u"; -1 when they are not hex digits. */
 static long take_hex4(struct scan *sc)
 {
@@ -70,7 +59,7 @@ static long take_hex4(struct scan *sc)
     if (sc->len - sc->pos < 4)
         return -1;
     for (int i = 0; i < 4; i++) {
-        int d = hex_value((unsigned char)sc->s[sc->pos + i]);
+        int d = field_hex_digit((unsigned char)sc->s[sc->pos + i]);
         if (d < 0)
             return -1;
         v = v << 4 | d;
@@ -87,14 +76,24 @@ static long take_escape(struct scan *sc)
 
     sc->pos++;
     switch (c) {
-    case '"': case '\\': case '/': return c;
-    case 'b': return '\b';
-    case 'f': return '\f';
-    case 'n': return '\n';
-    case 'r': return '\r';
-    case 't': return '\t';
-    case 'u': break;
-    default: return -1;
+    case '"':
+    case '\\':
+    case '/':
+        return c;
+    case 'b':
+        return '\b';
+    case 'f':
+        return '\f';
+    case 'n':
+        return '\n';
+    case 'r':
+        return '\r';
+    case 't':
+        return '\t';
+    case 'u':
+        break;
+    default:
+        return -1;
     }
     long hi = take_hex4(sc);
     if (hi < 0xd800 || hi > 0xdfff)
@@ -227,13 +226,27 @@ static bool scan_value(struct scan *sc)
 
     skip_space(sc);
     switch (peek(sc)) {
-    case '{': ok = scan_container(sc, '{', '}'); break;
-    case '[': ok = scan_container(sc, '[', ']'); break;
-    case '"': ok = scan_string(sc, NULL, NULL); break;
-    case 't': ok = take_word(sc, "true"); break;
-    case 'f': ok = take_word(sc, "false"); break;
-    case 'n': ok = take_word(sc, "null"); break;
-    default: ok = scan_number(sc); break;
+    case '{':
+        ok = scan_container(sc, '{', '}');
+        break;
+    case '[':
+        ok = scan_container(sc, '[', ']');
+        break;
+    case '"':
+        ok = scan_string(sc, NULL, NULL);
+        break;
+    case 't':
+        ok = take_word(sc, "true");
+        break;
+    case 'f':
+        ok = take_word(sc, "false");
+        break;
+    case 'n':
+        ok = take_word(sc, "null");
+        break;
+    default:
+        ok = scan_number(sc);
+        break;
     }
     skip_space(sc);
     return ok;

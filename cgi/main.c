@@ -47,11 +47,12 @@ static void on_parent_signal(int sig)
 
 static void usage(FILE *out)
 {
-    fputs("usage: chatpatch [--listen PATH|HOST:PORT] [--workers N] [--socket-mode OCTAL]\n"
-          "                 [--max-body BYTES] [--statement-timeout MS]\n"
-          "                 [--log-level error|warn|info|debug]\n"
-          "Database: DATABASE_URL (libpq conninfo or URI), else libpq's PG* variables.\n",
-          out);
+    fputs(
+        "usage: chatpatch [--listen PATH|HOST:PORT] [--workers N] [--socket-mode OCTAL]\n"
+        "                 [--max-body BYTES] [--statement-timeout MS]\n"
+        "                 [--log-level error|warn|info|debug]\n"
+        "Database: DATABASE_URL (libpq conninfo or URI), else libpq's PG* variables.\n",
+        out);
 }
 
 static long parse_number(const char *s, int base, long min, long max, const char *what)
@@ -82,14 +83,22 @@ static void parse_options(int argc, char **argv, struct options *o)
     };
     int c;
 
-    *o = (struct options){.workers = 1, .socket_mode = -1, .max_body = 65536,
-                          .statement_timeout_ms = 5000};
+    *o = (struct options){
+        .workers = 1, .socket_mode = -1, .max_body = 65536, .statement_timeout_ms = 5000};
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
-        case 'l': o->listen = optarg; break;
-        case 'w': o->workers = (int)parse_number(optarg, 10, 1, MAX_WORKERS, "--workers"); break;
-        case 'm': o->socket_mode = parse_number(optarg, 8, 0, 0777, "--socket-mode"); break;
-        case 'b': o->max_body = (size_t)parse_number(optarg, 10, 1, 64L << 20, "--max-body"); break;
+        case 'l':
+            o->listen = optarg;
+            break;
+        case 'w':
+            o->workers = (int)parse_number(optarg, 10, 1, MAX_WORKERS, "--workers");
+            break;
+        case 'm':
+            o->socket_mode = parse_number(optarg, 8, 0, 0777, "--socket-mode");
+            break;
+        case 'b':
+            o->max_body = (size_t)parse_number(optarg, 10, 1, 64L << 20, "--max-body");
+            break;
         case 't':
             o->statement_timeout_ms =
                 (int)parse_number(optarg, 10, 1, 600000, "--statement-timeout");
@@ -100,8 +109,12 @@ static void parse_options(int argc, char **argv, struct options *o)
                 exit(2);
             }
             break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); exit(2);
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            exit(2);
         }
     }
     if (optind < argc) {
@@ -215,7 +228,8 @@ static int run_pool(int listen_fd, int workers, const struct serve_config *confi
                 if (!stop_requested)
                     log_warn("pool: worker %d ended (%s %d); starting another", (int)pid,
                              WIFSIGNALED(status) ? "signal" : "status",
-                             WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+                             WIFSIGNALED(status) ? WTERMSIG(status)
+                                                 : WEXITSTATUS(status));
             }
         }
         if (!stop_requested) {

@@ -86,8 +86,8 @@ static char *raw_path(char *const *envp)
     return strndup(path, strcspn(path, "?"));
 }
 
-static void read_body(struct request *req, request_reader read, void *ctx,
-                      size_t limit, size_t max_body)
+static void read_body(struct request *req, request_reader read, void *ctx, size_t limit,
+                      size_t max_body)
 {
     size_t cap = limit < max_body + 1 ? limit : max_body + 1;
     size_t n = 0;
@@ -110,8 +110,8 @@ static void read_body(struct request *req, request_reader read, void *ctx,
     }
 }
 
-void request_read(struct request *req, char *const *envp, request_reader read,
-                  void *ctx, bool is_cgi, size_t max_body)
+void request_read(struct request *req, char *const *envp, request_reader read, void *ctx,
+                  bool is_cgi, size_t max_body)
 {
     const char *length = request_param(envp, "CONTENT_LENGTH");
     unsigned long long declared = length && *length ? strtoull(length, NULL, 10) : 0;

@@ -28,8 +28,8 @@ struct request {
  * CGI environment) and the body through read. With is_cgi, the body is
  * CONTENT_LENGTH bytes; otherwise it runs to the end of the stream. Always
  * fills req; release it with request_free(). */
-void request_read(struct request *req, char *const *envp, request_reader read,
-                  void *ctx, bool is_cgi, size_t max_body);
+void request_read(struct request *req, char *const *envp, request_reader read, void *ctx,
+                  bool is_cgi, size_t max_body);
 void request_free(struct request *req);
 
 /* The value of NAME in envp, or NULL. */

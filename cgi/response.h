@@ -12,7 +12,7 @@ enum error_shape {
     SHAPE_GENERIC,      /* {"statusCode":N,"error":"<reason>"}: no API known */
     SHAPE_STATUS_ERROR, /* {"status":"error","error":"<message>"} (Recoup) */
     SHAPE_H3,           /* {"statusCode":N,"statusMessage":"..","data":{"issues":[..]}} */
-    SHAPE_NESTJS,       /* {"statusCode":N,"message":<string|[strings]>,"error":"<reason>"} */
+    SHAPE_NESTJS, /* {"statusCode":N,"message":<string|[strings]>,"error":"<reason>"} */
 };
 
 /* A body problem as validators report it. */

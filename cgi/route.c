@@ -6,21 +6,12 @@
  * segment, makes the path unknown). */
 #include "route.h"
 
+#include "field.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_SEGMENTS 16
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 long route_decode_segment(const char *seg, size_t len, char *out)
 {
@@ -33,7 +24,7 @@ long route_decode_segment(const char *seg, size_t len, char *out)
         if (c == '%') {
             if (i + 2 >= len)
                 return -1;
-            int hi = hex_digit(seg[i + 1]), lo = hex_digit(seg[i + 2]);
+            int hi = field_hex_digit(seg[i + 1]), lo = field_hex_digit(seg[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = (char)(hi << 4 | lo);

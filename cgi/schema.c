@@ -24,13 +24,19 @@
 const char *schema_type_name(const void *json_c_object)
 {
     switch (json_object_get_type((json_object *)json_c_object)) {
-    case json_type_null: return "null";
-    case json_type_boolean: return "boolean";
+    case json_type_null:
+        return "null";
+    case json_type_boolean:
+        return "boolean";
     case json_type_double:
-    case json_type_int: return "number";
-    case json_type_string: return "string";
-    case json_type_array: return "array";
-    case json_type_object: return "object";
+    case json_type_int:
+        return "number";
+    case json_type_string:
+        return "string";
+    case json_type_array:
+        return "array";
+    case json_type_object:
+        return "object";
     }
     return "unknown";
 }
@@ -91,9 +97,10 @@ static void check_field(const struct api_field *field, const struct schema_diale
 
     if (!json_object_object_get_ex(root, field->key, &v)) {
         if (field->required)
-            issue_list_add(&out->issues, CODE_INVALID_TYPE,
-                           schema_expand(d->missing, field->key, expected, "undefined", NULL),
-                           field->key);
+            issue_list_add(
+                &out->issues, CODE_INVALID_TYPE,
+                schema_expand(d->missing, field->key, expected, "undefined", NULL),
+                field->key);
         return;
     }
     if (!v && field->nullable) {
@@ -102,10 +109,10 @@ static void check_field(const struct api_field *field, const struct schema_diale
     }
     json_type want = field->type == FIELD_STRING ? json_type_string : json_type_object;
     if (json_object_get_type(v) != want) {
-        issue_list_add(&out->issues, CODE_INVALID_TYPE,
-                       schema_expand(d->wrong_type, field->key, expected,
-                                     schema_type_name(v), NULL),
-                       field->key);
+        issue_list_add(
+            &out->issues, CODE_INVALID_TYPE,
+            schema_expand(d->wrong_type, field->key, expected, schema_type_name(v), NULL),
+            field->key);
         return;
     }
     if (field->type == FIELD_OBJECT) {

@@ -81,7 +81,8 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
     sigaddset(&stop_signals, SIGINT);
     sigprocmask(SIG_BLOCK, &stop_signals, &previous);
 
-    if (FCGX_Init() != 0 || FCGX_InitRequest(&fcgx, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR)) {
+    if (FCGX_Init() != 0 ||
+        FCGX_InitRequest(&fcgx, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR)) {
         log_error("cannot initialise libfcgi");
         return 1;
     }
