@@ -25,8 +25,16 @@ build-test: deps build/asan/chatpatch
 build/chatpatch: $(SRC) $(HDR) | build/
 	$(CC) $(WARN) -O2 -g $(CPPFLAGS) $(SRC) -o $@ $(LDLIBS)
 
-build/asan/chatpatch: $(SRC) $(HDR) | build/asan/
-	$(CC) $(WARN) -O1 -g $(SANITIZE) $(CPPFLAGS) $(SRC) -o $@ $(LDLIBS)
+# The sanitizer build is compiled once into objects that the worker and
+# every unit test link.
+ASAN_OBJ     := $(patsubst cgi/%.c,build/asan/obj/%.o,$(SRC))
+ASAN_LIB_OBJ := $(filter-out build/asan/obj/main.o,$(ASAN_OBJ))
+
+build/asan/obj/%.o: cgi/%.c $(HDR) | build/asan/obj/
+	$(CC) $(WARN) -O1 -g $(SANITIZE) $(CPPFLAGS) -c $< -o $@
+
+build/asan/chatpatch: $(ASAN_OBJ) | build/asan/
+	$(CC) $(SANITIZE) $^ -o $@ $(LDLIBS)
 
 %/:
 	@mkdir -p $@
@@ -44,8 +52,8 @@ PYTEST    := /usr/bin/python3 -m pytest   # Debian's python3-* packages live her
 deps-test:
 	@bash scripts/deps.sh build run test
 
-build/unit/%: tests/unit/%.c $(LIB_SRC) $(HDR) | build/unit/
-	$(CC) $(WARN) -O1 -g $(SANITIZE) $(CPPFLAGS) $< $(LIB_SRC) -o $@ $(LDLIBS) -lcmocka
+build/unit/%: tests/unit/%.c $(ASAN_LIB_OBJ) $(HDR) | build/unit/
+	$(CC) $(WARN) -O1 -g $(SANITIZE) $(CPPFLAGS) $< $(ASAN_LIB_OBJ) -o $@ $(LDLIBS) -lcmocka
 
 test: test-unit test-integration test-fuzz-short
 

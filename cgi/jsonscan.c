@@ -7,6 +7,9 @@
 #include <stdint.h>
 #include <string.h>
 
+/* jsonscan_member() walks text jsonscan_valid() already bounded. */
+#define SCAN_UNLIMITED (1 << 30)
+
 struct scan {
     const char *s;
     size_t len;
@@ -130,9 +133,9 @@ static size_t utf8_encode(uint32_t cp, char *out)
     return 4;
 }
 
-/* Scans one string; when out is not NULL, decodes it there as UTF-8 (out has
- * room for the raw length: no escape decodes longer than it is written). */
-static bool scan_string(struct scan *sc, char *out, size_t *out_len)
+/* Scans one string. With out, decodes it there as UTF-8, as far as cap bytes
+ * allow; *decoded_len (when not NULL) is the whole decoded length. */
+static bool scan_string(struct scan *sc, char *out, size_t cap, size_t *decoded_len)
 {
     size_t n = 0;
 
@@ -140,6 +143,9 @@ static bool scan_string(struct scan *sc, char *out, size_t *out_len)
         return false;
     for (;;) {
         int c = peek(sc);
+        char utf8[4];
+        const char *bytes;
+        size_t w;
         if (c < 0x20) /* end of input, or a raw control character */
             return false;
         if (c == '"')
@@ -149,21 +155,23 @@ static bool scan_string(struct scan *sc, char *out, size_t *out_len)
             long cp = take_escape(sc);
             if (cp <= 0) /* malformed, or U+0000 which no service stores */
                 return false;
-            n += out ? utf8_encode((uint32_t)cp, out + n) : 0;
-            continue;
+            w = utf8_encode((uint32_t)cp, utf8);
+            bytes = utf8;
+        } else {
+            uint32_t cp;
+            w = field_utf8_decode(sc->s + sc->pos, sc->len - sc->pos, &cp);
+            if (w == 0)
+                return false;
+            bytes = sc->s + sc->pos;
+            sc->pos += w;
         }
-        uint32_t cp;
-        size_t w = field_utf8_decode(sc->s + sc->pos, sc->len - sc->pos, &cp);
-        if (w == 0)
-            return false;
-        if (out)
-            memcpy(out + n, sc->s + sc->pos, w);
+        if (out && n + w <= cap)
+            memcpy(out + n, bytes, w);
         n += w;
-        sc->pos += w;
     }
     sc->pos++;
-    if (out_len)
-        *out_len = n;
+    if (decoded_len)
+        *decoded_len = n;
     return true;
 }
 
@@ -203,7 +211,7 @@ static bool scan_container(struct scan *sc, char open, char close)
         do {
             skip_space(sc);
             if (open == '{') {
-                if (!scan_string(sc, NULL, NULL))
+                if (!scan_string(sc, NULL, 0, NULL))
                     return false;
                 skip_space(sc);
                 if (!take(sc, ':'))
@@ -233,7 +241,7 @@ static bool scan_value(struct scan *sc)
         ok = scan_container(sc, '[', ']');
         break;
     case '"':
-        ok = scan_string(sc, NULL, NULL);
+        ok = scan_string(sc, NULL, 0, NULL);
         break;
     case 't':
         ok = take_word(sc, "true");
@@ -262,10 +270,10 @@ bool jsonscan_valid(const char *s, size_t len, int max_depth)
 bool jsonscan_member(const char *s, size_t len, const char *key, const char **value,
                      size_t *value_len)
 {
-    struct scan sc = {.s = s, .len = len, .max_depth = 1 << 30};
+    struct scan sc = {.s = s, .len = len, .max_depth = SCAN_UNLIMITED};
     size_t key_len = strlen(key);
     bool found = false;
-    char name[256];
+    char name[64]; /* longer names cannot be one of our field keys */
 
     skip_space(&sc);
     if (!take(&sc, '{'))
@@ -274,26 +282,22 @@ bool jsonscan_member(const char *s, size_t len, const char *key, const char **va
     if (take(&sc, '}'))
         return false;
     do {
+        size_t name_len;
         skip_space(&sc);
-        size_t raw_start = sc.pos, name_len = 0;
-        /* A name longer than our buffer cannot equal a short field key. */
-        bool fits = false;
-        struct scan peek_sc = sc;
-        if (!scan_string(&peek_sc, NULL, NULL))
-            return false;
-        fits = peek_sc.pos - raw_start <= sizeof name;
-        if (!scan_string(&sc, fits ? name : NULL, &name_len))
+        if (!scan_string(&sc, name, sizeof name, &name_len))
             return false;
         skip_space(&sc);
         take(&sc, ':');
-        skip_space(&sc);
         size_t value_start = sc.pos;
         if (!scan_value(&sc))
             return false;
         size_t value_end = sc.pos;
+        while (value_start < value_end && is_json_space(s[value_start]))
+            value_start++;
         while (value_end > value_start && is_json_space(s[value_end - 1]))
             value_end--;
-        if (fits && name_len == key_len && memcmp(name, key, key_len) == 0) {
+        if (name_len == key_len && key_len <= sizeof name &&
+            memcmp(name, key, key_len) == 0) {
             *value = s + value_start;
             *value_len = value_end - value_start;
             found = true;
