@@ -36,6 +36,7 @@ build/asan/obj/%.o: cgi/%.c $(HDR) | build/asan/obj/
 build/asan/chatpatch: $(ASAN_OBJ) | build/asan/
 	$(CC) $(SANITIZE) $^ -o $@ $(LDLIBS)
 
+.PRECIOUS: %/
 %/:
 	@mkdir -p $@
 
