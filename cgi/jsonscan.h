@@ -18,7 +18,8 @@ bool jsonscan_valid(const char *s, size_t len, int max_depth);
 
 /* In a text jsonscan_valid() accepted whose top level is an object, finds the
  * raw text of the value of the last member named key (JSON.parse keeps the
- * last duplicate). Returns false when there is no such member. */
+ * last duplicate). key is a field name of at most 64 bytes. Returns false
+ * when there is no such member. */
 bool jsonscan_member(const char *s, size_t len, const char *key, const char **value,
                      size_t *value_len);
 

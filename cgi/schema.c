@@ -172,16 +172,23 @@ static void check_unknown_keys(const struct api_profile *api, json_object *root,
     free(keys);
 }
 
-static json_object *parse(const char *body, size_t len)
+/* Builds json-c's tree of a text jsonscan_valid() accepted. json-c gives
+ * JSON null as NULL, so success is read from the tokener; and a number at
+ * the very end of the text waits for more input until an empty final chunk
+ * says there is none. */
+static bool parse(const char *body, size_t len, json_object **root)
 {
     struct json_tokener *tok = json_tokener_new_ex(SCHEMA_MAX_DEPTH + 1);
-    json_object *root;
+    bool ok;
 
     if (!tok)
         abort();
-    root = json_tokener_parse_ex(tok, body, (int)len);
+    *root = json_tokener_parse_ex(tok, body, (int)len);
+    if (json_tokener_get_error(tok) == json_tokener_continue)
+        *root = json_tokener_parse_ex(tok, "", 1);
+    ok = json_tokener_get_error(tok) == json_tokener_success;
     json_tokener_free(tok);
-    return root;
+    return ok;
 }
 
 void schema_check(const struct api_profile *api, const char *body, size_t len,
@@ -191,7 +198,7 @@ void schema_check(const struct api_profile *api, const char *body, size_t len,
     json_object *root = NULL;
 
     *out = (struct body_check){.failure = FAIL_NONE};
-    if (!jsonscan_valid(body, len, SCHEMA_MAX_DEPTH) || !(root = parse(body, len))) {
+    if (!jsonscan_valid(body, len, SCHEMA_MAX_DEPTH) || !parse(body, len, &root)) {
         out->failure = FAIL_JSON;
         return;
     }
