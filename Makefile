@@ -59,7 +59,7 @@ build/unit/%: tests/unit/%.c $(ASAN_LIB_OBJ) $(HDR) | build/unit/
 test: test-unit test-integration test-fuzz-short
 
 test-unit: deps-test $(UNIT_BIN)
-	@for t in $(UNIT_BIN); do echo "== $$t"; $$t || exit 1; done
+	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
 test-integration: deps-test build/asan/chatpatch
 	CHATPATCH_BIN=$(CURDIR)/build/asan/chatpatch $(PYTEST) -q -p no:cacheprovider tests/integration
