@@ -1,0 +1,508 @@
+"""Integration fixtures and helpers shared by every API's tests.
+
+One stack per test session (PostgreSQL, migrations, demo data, the worker
+pool, nginx; all on ports found at run time, in a fresh temp dir), started by
+scripts/stack.sh exactly as ops start it, and stopped at the end even when
+tests fail. Every test makes its own rows (uuid-based ids), so tests never
+depend on each other or on their order.
+
+Helpers other test files import (`from conftest import ...`):
+  assert_json_response  status, exact JSON body and the common headers
+  run_cgi               one request through the worker in CGI mode
+  pg_log_window         statements the worker ran between two log markers
+  fetch_recoup_chat     a recoup.chats row as a dict
+  child_pids            children of a process (the worker pool)
+"""
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+REPO = Path(__file__).resolve().parents[2]
+STACK_SH = REPO / "scripts" / "stack.sh"
+DEFAULT_BIN = REPO / "build" / "asan" / "chatpatch"
+WORKERS = 2
+
+# log_line_prefix carries the application name so the worker's statements
+# (application_name=chatpatch) can be told apart from the tests' own.
+PG_EXTRA_CONF = "\n".join(
+    [
+        "log_min_duration_statement = 0",
+        "log_statement = 'none'",
+        "log_duration = off",
+        "log_line_prefix = '%m [%p] app=%a '",
+    ]
+)
+TEST_APP_NAME = "chatpatch-tests"
+
+REQUEST_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+SANITIZER_RE = re.compile(
+    r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer"
+)
+
+
+# ---- the stack ---------------------------------------------------------------
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tail(path, lines=60):
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError as e:
+        return f"<{path}: {e}>"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _parse_stack_env(path):
+    env = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        for word in shlex.split(line):
+            key, sep, value = word.partition("=")
+            if sep:
+                env[key] = value
+    return env
+
+
+def _stack_logs(stack_dir):
+    log = Path(stack_dir) / "log"
+    return "\n".join(
+        f"---- {p} (tail) ----\n{_tail(p)}"
+        for p in (log / "postgres.log", log / "chatpatch.log", log / "nginx-error.log")
+        if p.exists()
+    ) or f"<no logs under {log}>"
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """The running stack: stack.env as a dict (BASE_URL, DATABASE_URL, ...)."""
+    if not STACK_SH.exists():
+        pytest.fail(f"{STACK_SH} does not exist")
+    stack_dir = tempfile.mkdtemp(prefix="chatpatch-test-")
+    # PostgreSQL runs as the postgres user and must be able to enter the dir.
+    os.chmod(stack_dir, 0o755)
+    env = dict(os.environ)
+    env.update(
+        STACK_DIR=stack_dir,
+        PORT=str(_free_port()),
+        PGPORT=str(_free_port()),
+        WORKERS=str(WORKERS),
+        CHATPATCH_BIN=os.environ.get("CHATPATCH_BIN", str(DEFAULT_BIN)),
+        PG_EXTRA_CONF=PG_EXTRA_CONF,
+    )
+    started = False
+    try:
+        up = subprocess.run(
+            ["bash", str(STACK_SH), "up"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        env_file = Path(stack_dir) / "stack.env"
+        if up.returncode != 0 or not env_file.exists():
+            pytest.fail(
+                f"stack.sh up failed (exit {up.returncode}, stack.env "
+                f"{'present' if env_file.exists() else 'missing'})\n"
+                f"---- stdout ----\n{up.stdout[-4000:]}\n---- stderr ----\n{up.stderr[-4000:]}\n"
+                f"{_stack_logs(stack_dir)}",
+                pytrace=False,
+            )
+        values = _parse_stack_env(env_file)
+        values.setdefault("STACK_DIR", stack_dir)
+        values["CHATPATCH_BIN"] = env["CHATPATCH_BIN"]
+        values["WORKERS"] = str(WORKERS)
+        values["_ENV"] = env
+        missing = [
+            k
+            for k in ("BASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "DATABASE_URL",
+                      "STACK_DIR", "CHATPATCH_PIDFILE")
+            if k not in values
+        ]
+        if missing:
+            pytest.fail(f"stack.env lacks {missing}: {values}", pytrace=False)
+        started = True
+        yield values
+    finally:
+        down = subprocess.run(
+            ["bash", str(STACK_SH), "down"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        reports = sanitizer_reports(Path(stack_dir) / "log" / "chatpatch.log")
+        if os.environ.get("CHATPATCH_KEEP_STACK"):
+            print(f"\nkeeping {stack_dir}")
+        else:
+            shutil.rmtree(stack_dir, ignore_errors=True)
+        if started and down.returncode != 0:
+            pytest.fail(f"stack.sh down failed ({down.returncode}): {down.stderr[-2000:]}")
+        if started and reports:
+            pytest.fail(f"sanitizer reports in chatpatch.log at shutdown:\n{reports[-4000:]}")
+
+
+def sanitizer_reports(path, offset=0):
+    """Text from `offset` on of a log if it holds an ASan/UBSan/LSan report, else ''."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return text if SANITIZER_RE.search(text) else ""
+
+
+@pytest.fixture(autouse=True)
+def _no_sanitizer_reports(stack):
+    """Fails the test during which the worker logged a sanitizer report."""
+    log = Path(stack["STACK_DIR"]) / "log" / "chatpatch.log"
+    start = log.stat().st_size if log.exists() else 0
+    yield
+    reports = sanitizer_reports(log, start)
+    if reports:
+        pytest.fail(f"sanitizer report in chatpatch.log during this test:\n{reports[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def base_url(stack):
+    return stack["BASE_URL"]
+
+
+@pytest.fixture(scope="session")
+def http(base_url):
+    with httpx.Client(base_url=base_url, timeout=15) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def db(stack):
+    """Autocommit connection as the cluster's superuser (stack.env PGUSER)."""
+    conn = psycopg.connect(
+        stack["DATABASE_URL"], autocommit=True, application_name=TEST_APP_NAME, row_factory=dict_row
+    )
+    yield conn
+    conn.close()
+
+
+# ---- responses ----------------------------------------------------------------
+
+
+def assert_json_response(resp, status, body, *, request_id=True):
+    """Exact status and parsed JSON body, plus the headers every answer carries.
+
+    `resp` is an httpx.Response. `body` is compared with == after parsing, so
+    key order is not checked here (check list(resp.json()...keys()) for that).
+    """
+    assert resp.status_code == status, (
+        f"{resp.request.method} {resp.request.url.raw_path.decode()}: "
+        f"status {resp.status_code} != {status}; body {resp.content[:500]!r}"
+    )
+    assert resp.headers.get_list("content-type") == ["application/json; charset=utf-8"], resp.headers
+    assert resp.headers.get_list("cache-control") == ["no-store"], resp.headers
+    if request_id:
+        ids = resp.headers.get_list("x-request-id")
+        assert len(ids) == 1 and REQUEST_ID_RE.match(ids[0]), f"X-Request-Id: {ids}"
+    try:
+        got = json.loads(resp.content)
+    except ValueError:
+        raise AssertionError(f"body is not JSON: {resp.content[:500]!r}") from None
+    assert got == body, f"body {got!r} != {body!r}"
+    return got
+
+
+def assert_json_shape(resp, status):
+    """Status, common headers, and a JSON object body whose content is unspecified."""
+    assert resp.status_code == status, f"status {resp.status_code} != {status}; {resp.content[:500]!r}"
+    assert resp.headers.get_list("content-type") == ["application/json; charset=utf-8"], resp.headers
+    assert resp.headers.get_list("cache-control") == ["no-store"], resp.headers
+    ids = resp.headers.get_list("x-request-id")
+    assert len(ids) == 1 and REQUEST_ID_RE.match(ids[0]), f"X-Request-Id: {ids}"
+    got = json.loads(resp.content)
+    assert isinstance(got, dict), got
+    return got
+
+
+def json_body(value, ensure_ascii=True):
+    """Request body bytes: bytes and str pass through, anything else is JSON-encoded."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    return json.dumps(value, ensure_ascii=ensure_ascii).encode()
+
+
+# ---- CGI mode -------------------------------------------------------------------
+
+
+def run_cgi(stack, method, path, headers=None, body=b"", content_type="application/json",
+            query="", timeout=60):
+    """Runs CHATPATCH_BIN once as a CGI program; returns (status, headers, body).
+
+    The body goes in through a pipe (not a socket), as a CGI host gives it.
+    Headers come back as a dict with lower-cased names. A sanitizer report on
+    stderr fails the calling test.
+    """
+    env = {k: os.environ[k] for k in ("PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+                                      "LANG", "LC_ALL") if k in os.environ}
+    env.update(
+        GATEWAY_INTERFACE="CGI/1.1",
+        SERVER_PROTOCOL="HTTP/1.1",
+        SERVER_SOFTWARE="pytest",
+        REQUEST_METHOD=method,
+        PATH_INFO=path,
+        SCRIPT_NAME="",
+        REQUEST_URI=path + ("?" + query if query else ""),
+        QUERY_STRING=query,
+        DATABASE_URL=stack["DATABASE_URL"],
+    )
+    if content_type is not None:
+        env["CONTENT_TYPE"] = content_type
+    if body or method not in ("GET", "HEAD"):
+        env["CONTENT_LENGTH"] = str(len(body))
+    for name, value in (headers or {}).items():
+        key = name.upper().replace("-", "_")
+        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            env[key] = value
+        else:
+            env["HTTP_" + key] = value
+    proc = subprocess.run(
+        [stack["CHATPATCH_BIN"]], env=env, input=body, capture_output=True, timeout=timeout
+    )
+    err = proc.stderr.decode(errors="replace")
+    assert not SANITIZER_RE.search(err), f"sanitizer report from CGI run:\n{err[-4000:]}"
+    assert proc.returncode == 0, f"CGI run exited {proc.returncode}; stderr:\n{err[-2000:]}"
+    return parse_cgi_response(proc.stdout)
+
+
+def parse_cgi_response(out):
+    """Splits a CGI response into (status, lower-cased header dict, body)."""
+    crlf, lf = out.find(b"\r\n\r\n"), out.find(b"\n\n")
+    if crlf != -1 and (lf == -1 or crlf < lf):
+        head, body = out[:crlf], out[crlf + 4 :]
+    elif lf != -1:
+        head, body = out[:lf], out[lf + 2 :]
+    else:
+        raise AssertionError(f"no header/body separator in CGI output: {out[:500]!r}")
+    headers = {}
+    for line in head.decode("latin-1").splitlines():
+        name, sep, value = line.partition(":")
+        assert sep, f"malformed CGI header line {line!r}"
+        headers[name.strip().lower()] = value.strip()
+    status = int(headers.get("status", "200").split()[0])
+    return status, headers, body
+
+
+# ---- PostgreSQL log ----------------------------------------------------------------
+
+STATEMENT_RE = re.compile(r"LOG:\s+(?:duration: [0-9.]+ ms\s+)?(statement: |execute [^:]*: )(.*)")
+
+
+def postgres_log(stack):
+    return Path(stack["STACK_DIR"]) / "log" / "postgres.log"
+
+
+def count_statements(stack, begin_marker, end_marker, app="chatpatch"):
+    """Statements (simple `statement:` or extended `execute`) logged by backends
+    whose application_name is `app` between the two marker statements.
+    Returns the list of their first log lines."""
+    text = postgres_log(stack).read_text(errors="replace")
+    begin = text.find(begin_marker)
+    end = text.find(end_marker, begin + 1)
+    assert begin != -1 and end != -1, "markers not found in postgres.log"
+    window = text[text.find("\n", begin) + 1 : text.rfind("\n", 0, end) + 1]
+    return [
+        line
+        for line in window.splitlines()
+        if f" app={app} " in line and STATEMENT_RE.search(line)
+    ]
+
+
+@contextlib.contextmanager
+def pg_log_window(db, stack, app="chatpatch"):
+    """with pg_log_window(db, stack) as w: ...; then w.statements lists what the
+    backends of `app` ran inside the block (see count_statements)."""
+
+    class Window:
+        statements = None
+
+    window = Window()
+    tag = uuid.uuid4().hex
+    begin, end = f"marker-begin-{tag}", f"marker-end-{tag}"
+    db.execute(f"SELECT '{begin}'")
+    yield window
+    db.execute(f"SELECT '{end}'")
+    log = postgres_log(stack)
+    deadline = time.monotonic() + 10
+    while end not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"end marker never reached {log}"
+        time.sleep(0.05)
+    window.statements = count_statements(stack, begin, end, app)
+
+
+# ---- processes ------------------------------------------------------------------------
+
+
+def child_pids(pid):
+    """Live (non-zombie) children of `pid`, from /proc."""
+    children = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children.update(int(p) for p in (task / "children").read_text().split())
+        except OSError:
+            pass
+    if not children:  # kernels without CONFIG_PROC_CHILDREN
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == pid:
+                children.add(int(stat.parent.name))
+    live = set()
+    for child in children:
+        try:
+            state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            live.add(child)
+    return live
+
+
+def pool_parent_pid(stack):
+    return int(Path(stack["CHATPATCH_PIDFILE"]).read_text().split()[0])
+
+
+# ---- Recoup data ------------------------------------------------------------------------
+
+
+def fetch_recoup_chat(db, chat_id):
+    """The recoup.chats row `chat_id` with every column, as a dict; None if absent."""
+    with db.cursor(row_factory=dict_row) as cur:
+        cur.execute("SELECT * FROM recoup.chats WHERE id = %s", (chat_id,))
+        return cur.fetchone()
+
+
+def _uid(prefix):
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def recoup_new_account(db):
+    """A new account with one API key; returns (account_id, plaintext key)."""
+    account = _uid("acct")
+    db.execute("INSERT INTO recoup.accounts (id) VALUES (%s)", (account,))
+    key = db.execute("SELECT recoup.issue_api_key(%s) AS k", (account,)).fetchone()["k"]
+    return account, key
+
+
+def recoup_new_session(db, account_id, session_id=None):
+    session_id = session_id or _uid("sess")
+    db.execute("INSERT INTO recoup.sessions (id, account_id) VALUES (%s, %s)", (session_id, account_id))
+    return session_id
+
+
+def recoup_new_chat(db, session_id, chat_id=None, title="New chat", model_id="openai/gpt-5.4",
+                    **columns):
+    """Inserts a chat; extra keyword arguments are further recoup.chats columns."""
+    chat_id = chat_id or _uid("chat")
+    cols = {"id": chat_id, "session_id": session_id, "title": title, "model_id": model_id, **columns}
+    names = ", ".join(cols)
+    marks = ", ".join(["%s"] * len(cols))
+    db.execute(f"INSERT INTO recoup.chats ({names}) VALUES ({marks})", tuple(cols.values()))
+    return chat_id
+
+
+def recoup_revoke_key(db, key, when="now()"):
+    db.execute(
+        f"UPDATE recoup.api_keys SET revoked_at = {when} "
+        "WHERE key_hash = sha256(convert_to(%s, 'UTF8'))",
+        (key,),
+    )
+
+
+@dataclass
+class RecoupWorld:
+    """Account A (key, session with chat, second session with chat2) and
+    account B (other_key, other_session with other_chat)."""
+
+    account_id: str
+    key: str
+    session_id: str
+    chat_id: str
+    session2_id: str
+    chat2_id: str
+    other_account_id: str
+    other_key: str
+    other_session_id: str
+    other_chat_id: str
+    chat_ids: list = field(default_factory=list)
+
+    @property
+    def path(self):
+        return recoup_path(self.session_id, self.chat_id)
+
+    def snapshot(self, db):
+        """Every chat row of this world, to compare before/after a request."""
+        with db.cursor(row_factory=dict_row) as cur:
+            cur.execute("SELECT * FROM recoup.chats WHERE id = ANY(%s) ORDER BY id", (self.chat_ids,))
+            return cur.fetchall()
+
+    def new_chat(self, db, session_id=None, **columns):
+        chat_id = recoup_new_chat(db, session_id or self.session_id, **columns)
+        self.chat_ids.append(chat_id)
+        return chat_id
+
+
+def recoup_path(session_id, chat_id):
+    from urllib.parse import quote
+
+    return f"/api/sessions/{quote(session_id, safe='')}/chats/{quote(chat_id, safe='')}"
+
+
+def make_recoup_world(db):
+    account, key = recoup_new_account(db)
+    session = recoup_new_session(db, account)
+    chat = recoup_new_chat(db, session)
+    session2 = recoup_new_session(db, account)
+    chat2 = recoup_new_chat(db, session2)
+    other_account, other_key = recoup_new_account(db)
+    other_session = recoup_new_session(db, other_account)
+    other_chat = recoup_new_chat(db, other_session)
+    return RecoupWorld(
+        account, key, session, chat, session2, chat2,
+        other_account, other_key, other_session, other_chat,
+        chat_ids=[chat, chat2, other_chat],
+    )
+
+
+@pytest.fixture
+def recoup_world(db):
+    return make_recoup_world(db)
