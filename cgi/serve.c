@@ -19,6 +19,8 @@
 
 extern char **environ;
 
+#define MAX_FAILED_ACCEPTS 100
+
 static volatile sig_atomic_t stopping;
 
 static void on_stop(int sig)
@@ -86,12 +88,22 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
         log_error("cannot initialise libfcgi");
         return 1;
     }
+    int failed_accepts = 0;
     while (!stopping) {
         sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
         int accepted = stopping ? -1 : FCGX_Accept_r(&fcgx);
         sigprocmask(SIG_BLOCK, &stop_signals, NULL);
-        if (accepted < 0)
-            continue; /* interrupted, or a connection that went away */
+        if (accepted < 0) {
+            /* A signal, or a client gone before its request: try again. A
+             * listener that keeps failing will not mend; the pool's parent
+             * starts a fresh worker. */
+            if (!stopping && ++failed_accepts >= MAX_FAILED_ACCEPTS) {
+                log_error("accept keeps failing (%d); worker exits", accepted);
+                return 1;
+            }
+            continue;
+        }
+        failed_accepts = 0;
 
         long start = now_us();
         struct request req;
