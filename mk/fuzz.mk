@@ -1,6 +1,48 @@
-# Fuzzing (issue 5): placeholder until the fuzz targets land.
-.PHONY: test-fuzz-short fuzz
-test-fuzz-short:
-	@true
-fuzz:
-	@true
+# Fuzzing (issue 5): libFuzzer targets in tests/fuzz/, built with clang into
+# build/fuzz/ and run on working copies of the committed seed corpora
+# (tests/fuzz/corpus/<target>/, never written to). Included at the end of
+# the Makefile, so LIB_SRC, HDR, CPPFLAGS, WARN and LDLIBS are its own.
+#
+#   make fuzz                 every target for FUZZ_SECONDS (60) each
+#   make test-fuzz-short      every target for FUZZ_SHORT_SECONDS (20) each
+#   make fuzz-build           only build them
+#
+# Knobs: FUZZ_CC (clang), FUZZ_ARGS (extra libFuzzer flags, e.g. -seed=1).
+# A crash, leak, undefined behaviour or timeout fails the target; its input
+# lands in build/fuzz/artifacts/ and its log in build/fuzz/logs/.
+
+FUZZ_CC            ?= clang
+FUZZ_SECONDS       ?= 60
+FUZZ_SHORT_SECONDS ?= 20
+FUZZ_ARGS          ?=
+FUZZ_SANITIZE      := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                      -fno-omit-frame-pointer
+FUZZ_TARGETS       := fuzz_body fuzz_route fuzz_headers
+FUZZ_BIN           := $(addprefix build/fuzz/,$(FUZZ_TARGETS))
+FUZZ_OBJ           := $(patsubst cgi/%.c,build/fuzz/obj/%.o,$(LIB_SRC))
+
+.PHONY: fuzz test-fuzz-short fuzz-build deps-fuzz
+# Chained pattern rules: keep the objects (and folders) make would delete.
+.SECONDARY: $(FUZZ_OBJ) build/fuzz/ build/fuzz/obj/
+
+deps-fuzz:
+	@bash scripts/deps.sh build fuzz
+
+# A sub-make, so that pkg-config's flags are read after deps.sh installed
+# the libraries (on a fresh machine they were missing when make started).
+fuzz-build: deps-fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@FUZZ_ARGS='$(FUZZ_ARGS)' bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+test-fuzz-short: fuzz-build
+	@FUZZ_ARGS='$(FUZZ_ARGS)' bash tests/fuzz/run.sh $(FUZZ_SHORT_SECONDS) $(FUZZ_TARGETS)
+
+# The library is compiled once with the fuzzer's instrumentation and linked
+# into each target (-fsanitize=fuzzer at link time supplies main()).
+build/fuzz/obj/%.o: cgi/%.c $(HDR) | build/fuzz/obj/
+	$(FUZZ_CC) $(WARN) -O1 -g $(FUZZ_SANITIZE) $(CPPFLAGS) -c $< -o $@
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ) $(HDR) | build/fuzz/
+	$(FUZZ_CC) $(WARN) -O1 -g $(FUZZ_SANITIZE) $(CPPFLAGS) $< $(FUZZ_OBJ) -o $@ $(LDLIBS)
