@@ -3,15 +3,13 @@
  *
  * The raw path is decoded here and nowhere else, so that "%2F" inside an id
  * is seen as what it is (SPEC section 1: a decoded '/' or NUL, or an empty
- * segment, makes the path unknown). */
+ * segment, makes the path unknown). Only parameters are decoded. */
 #include "route.h"
 
 #include "field.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#define MAX_SEGMENTS 16
 
 long route_decode_segment(const char *seg, size_t len, char *out)
 {
@@ -38,64 +36,44 @@ long route_decode_segment(const char *seg, size_t len, char *out)
     return (long)n;
 }
 
-/* Splits "/a/b/c" into decoded segments stored NUL-separated in buf (room
- * for strlen(path) + 1 bytes). Returns the count, or -1 when any segment is
- * bad or there are too many. */
-static int split_path(const char *path, char *buf, char *segments[MAX_SEGMENTS])
-{
-    int count = 0;
-
-    if (path[0] != '/')
-        return -1;
-    for (const char *p = path + 1;; count++) {
-        const char *end = strchr(p, '/');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        long n;
-        if (count == MAX_SEGMENTS || (n = route_decode_segment(p, len, buf)) < 0)
-            return -1;
-        segments[count] = buf;
-        buf += n + 1;
-        if (!end)
-            return count + 1;
-        p = end + 1;
-    }
-}
-
-/* Matches decoded segments against a pattern whose "{}" segments are
- * parameters. */
-static bool match_pattern(const char *pattern, char *const *segments, int count,
+/* Matches path (after its leading '/') against pattern segment by segment.
+ * Literal segments compare as sent, undecoded, as Express and Nest match
+ * routes; "{}" segments are parameters, decoded into buf. */
+static bool match_pattern(const char *pattern, const char *path, char *buf,
                           struct route *out)
 {
-    const char *p = pattern + 1;
-    int i = 0;
+    const char *p = pattern + 1, *s = path;
 
     out->nparams = 0;
-    for (; *p && i < count; i++) {
-        const char *end = strchr(p, '/');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len == 2 && memcmp(p, "{}", 2) == 0)
-            out->params[out->nparams++] = segments[i];
-        else if (strlen(segments[i]) != len || memcmp(segments[i], p, len) != 0)
+    for (;;) {
+        size_t plen = strcspn(p, "/"), slen = strcspn(s, "/");
+        if (plen == 2 && memcmp(p, "{}", 2) == 0) {
+            long n = route_decode_segment(s, slen, buf);
+            if (n < 0)
+                return false;
+            out->params[out->nparams++] = buf;
+            buf += n + 1;
+        } else if (plen != slen || memcmp(p, s, plen) != 0) {
             return false;
-        p = end ? end + 1 : p + len;
+        }
+        p += plen;
+        s += slen;
+        if (*p == '\0' || *s == '\0')
+            return *p == '\0' && *s == '\0';
+        p++, s++;
     }
-    return *p == '\0' && i == count;
 }
 
 bool route_match(const char *path, struct route *out)
 {
-    char *segments[MAX_SEGMENTS];
-    int count;
-
     *out = (struct route){.buf = malloc(strlen(path) + 1)};
     if (!out->buf)
         abort();
-    count = split_path(path, out->buf, segments);
-    if (count > 0) {
-        if (match_pattern(ROUTE_HEALTH, segments, count, out))
+    if (path[0] == '/') {
+        if (match_pattern(ROUTE_HEALTH, path + 1, out->buf, out))
             return true;
         for (const struct api_profile *const *api = api_profiles; *api; api++) {
-            if (match_pattern((*api)->pattern, segments, count, out)) {
+            if (match_pattern((*api)->pattern, path + 1, out->buf, out)) {
                 out->api = *api;
                 return true;
             }

@@ -3,8 +3,8 @@
  * The input is a raw request path (NUL-terminated, so it ends at its first
  * NUL byte) for route_match(), and the raw bytes of one segment for
  * route_decode_segment(). Both are compared with a plain reference of SPEC
- * section 1: segments percent-decoded once; a decoded '/' or NUL, a
- * malformed escape or an empty segment makes the path unknown.
+ * section 1: literal segments as sent, parameters percent-decoded once; a decoded '/' or
+ * NUL, a malformed escape or an empty segment makes the path unknown.
  *
  * Invariants (abort() when broken): route_decode_segment() agrees with the
  * reference; route_match() matches exactly when the reference does, with
@@ -20,13 +20,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf(stderr, "fuzz_route: invariant broken at %s:%d: %s\n", __FILE__,   \
-                    __LINE__, #cond);                                                  \
-            abort();                                                                   \
-        }                                                                              \
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            fprintf(stderr, "fuzz_route: invariant broken at %s:%d: %s\n", __FILE__,     \
+                    __LINE__, #cond);                                                    \
+            abort();                                                                     \
+        }                                                                                \
     } while (0)
 
 #define REF_MAX_SEGMENTS 64
@@ -69,9 +69,8 @@ struct ref_segment {
     size_t len;
 };
 
-/* Splits and decodes path into segs (decoded bytes kept in buf, which has
- * room for strlen(path) + 1 bytes). Returns the count, or -1. */
-static int ref_split(const char *path, char *buf, struct ref_segment *segs)
+/* Splits path into its raw segments. Returns the count, or -1. */
+static int ref_split(const char *path, struct ref_segment *segs)
 {
     int count = 0;
 
@@ -80,18 +79,31 @@ static int ref_split(const char *path, char *buf, struct ref_segment *segs)
     for (const char *p = path + 1;;) {
         const char *slash = strchr(p, '/');
         size_t len = slash ? (size_t)(slash - p) : strlen(p);
-        long n;
-        if (count == REF_MAX_SEGMENTS || (n = ref_decode(p, len, buf)) < 0)
+        if (count == REF_MAX_SEGMENTS)
             return -1;
-        segs[count++] = (struct ref_segment){buf, (size_t)n};
-        buf += n + 1;
+        segs[count++] = (struct ref_segment){p, len};
         if (!slash)
             return count;
         p = slash + 1;
     }
 }
 
-/* Does the decoded path match pattern ("{}" segments are parameters)? */
+/* A parameter segment's decoding (malloc-ed), or NULL when it has none. */
+static char *ref_param(const struct ref_segment *seg, long *len)
+{
+    char *out = malloc(seg->len + 1);
+
+    CHECK(out != NULL);
+    *len = ref_decode(seg->text, seg->len, out);
+    if (*len < 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* Does the path match pattern? Literal segments compare as sent; "{}"
+ * segments are parameters that must decode. */
 static bool ref_match(const char *pattern, const struct ref_segment *segs, int count)
 {
     int i = 0;
@@ -101,9 +113,15 @@ static bool ref_match(const char *pattern, const struct ref_segment *segs, int c
         size_t len = slash ? (size_t)(slash - p) : strlen(p);
         if (i >= count)
             return false;
-        if (!(len == 2 && memcmp(p, "{}", 2) == 0) &&
-            (segs[i].len != len || memcmp(segs[i].text, p, len) != 0))
+        if (len == 2 && memcmp(p, "{}", 2) == 0) {
+            long n;
+            char *param = ref_param(&segs[i], &n);
+            free(param);
+            if (!param)
+                return false;
+        } else if (segs[i].len != len || memcmp(segs[i].text, p, len) != 0) {
             return false;
+        }
         if (!slash)
             return i + 1 == count;
         p = slash + 1;
@@ -130,15 +148,13 @@ static void check_decode(const uint8_t *data, size_t size)
 static void check_match(const char *path)
 {
     struct ref_segment segs[REF_MAX_SEGMENTS];
-    char *buf = malloc(strlen(path) + 1);
     int count;
     const struct api_profile *want = NULL;
     bool want_match = false;
     struct route r;
     bool matched;
 
-    CHECK(buf != NULL);
-    count = ref_split(path, buf, segs);
+    count = ref_split(path, segs);
     if (count > 0) {
         if (ref_match(ROUTE_HEALTH, segs, count)) {
             want_match = true;
@@ -169,7 +185,11 @@ static void check_match(const char *path)
                 size_t len = strlen(param);
                 CHECK(len > 0 && !strchr(param, '/'));
                 /* No decoded NUL: the whole decoded segment is the string. */
-                CHECK(len == segs[i].len && memcmp(param, segs[i].text, len) == 0);
+                long want_len;
+                char *want_param = ref_param(&segs[i], &want_len);
+                CHECK(want_param != NULL && len == (size_t)want_len &&
+                      memcmp(param, want_param, len) == 0);
+                free(want_param);
             }
             p = slash ? slash + 1 : p + strlen(p);
         }
@@ -179,7 +199,6 @@ static void check_match(const char *path)
     } else {
         CHECK(r.buf == NULL); /* nothing left to free */
     }
-    free(buf);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -315,6 +315,15 @@ static void test_match_unknown_paths(void **state)
     assert_no_route("/api/chats/ids/x");
 }
 
+/* Express and Nest match literal segments as sent: only parameters decode. */
+static void test_match_encoded_literal_segment_no_match(void **state)
+{
+    (void)state;
+    assert_no_route("/api/%63hats/id/c1a83d84-7154-464c-bd19-a9f10e0a067f");
+    assert_no_route("/health%7A");
+    assert_no_route("/api/users/1/%63hats/2");
+}
+
 static void test_match_many_segments_no_match(void **state)
 {
     (void)state;
@@ -351,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_match_decoded_nul_in_param_no_match),
         cmocka_unit_test(test_match_bad_escape_no_match),
         cmocka_unit_test(test_match_unknown_paths),
+        cmocka_unit_test(test_match_encoded_literal_segment_no_match),
         cmocka_unit_test(test_match_many_segments_no_match),
     };
 
