@@ -9,7 +9,7 @@ declare -A group=(
     [test]="libcmocka-dev python3-pytest python3-httpx python3-psycopg python3-pydantic clang libclang-rt-14-dev"
     [fuzz]="clang libclang-rt-14-dev"
     [memcheck]="valgrind"
-    [bench]="wrk postgresql-contrib-15"
+    [bench]="wrk postgresql-15"
 )
 
 wanted=()

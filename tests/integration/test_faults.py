@@ -74,16 +74,11 @@ WORKER_503 = {
     "healthz": {"status": "unavailable"},
 }
 # nginx's own 503 when no worker answers (connect refused, reset, timeout):
-# nginx/chatpatch.conf maps 502/503/504 of each API's location to the same
-# body in that API's shape (@chatpatch_<api>_unavailable); /healthz has no
-# location of its own and gets the server level's generic
-# @chatpatch_unavailable body. Retry-After: 1 in every case.
-NGINX_503 = {
-    "recoup": WORKER_503["recoup"],
-    "neptun": WORKER_503["neptun"],
-    "leanmcp": WORKER_503["leanmcp"],
-    "healthz": {"statusCode": 503, "error": "Service Unavailable"},
-}
+# nginx/chatpatch.conf maps 502/503/504 of each API's location, and of
+# /healthz, to the same body the worker would send
+# (@chatpatch_<api>_unavailable, @chatpatch_health_unavailable), so a client
+# cannot tell which part is down. Retry-After: 1 in every case.
+NGINX_503 = dict(WORKER_503)
 API_KINDS = ("recoup", "neptun", "leanmcp")
 
 

@@ -1,0 +1,45 @@
+/* sqltext.c: prints the SQL statement a worker prepares for an API, from
+ * the very profiles the worker is built from (cgi/api*.c), so that `make
+ * bench` gives pgbench the same text byte for byte.
+ *
+ *   sqltext            one line per API: name, number of parameters ($N)
+ *   sqltext NAME       that API's statement, exactly, with no newline added
+ *
+ * Exit 2 on an unknown name. */
+#include "api.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The highest $N in the text: the statement's parameter count. */
+static long max_param(const char *sql)
+{
+    long max = 0;
+
+    for (const char *p = strchr(sql, '$'); p; p = strchr(p + 1, '$')) {
+        if (!isdigit((unsigned char)p[1]))
+            continue;
+        long n = strtol(p + 1, NULL, 10);
+        if (n > max)
+            max = n;
+    }
+    return max;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 1) {
+        for (const struct api_profile *const *api = api_profiles; *api; api++)
+            printf("%s %ld\n", (*api)->name, max_param((*api)->sql));
+        return 0;
+    }
+    for (const struct api_profile *const *api = api_profiles; *api; api++)
+        if (strcmp((*api)->name, argv[1]) == 0) {
+            fputs((*api)->sql, stdout);
+            return 0;
+        }
+    fprintf(stderr, "sqltext: no API named %s\n", argv[1]);
+    return 2;
+}
