@@ -4,8 +4,12 @@
 CC        ?= cc
 PKGS      := json-c libpq
 WARN      := -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla
-CPPFLAGS  += -D_GNU_SOURCE -Icgi $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS    := -lfcgi $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Asked of pkg-config when first used, once: on a fresh machine the -dev
+# packages arrive only when `deps` has run, after this file was read.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
+CPPFLAGS  += -D_GNU_SOURCE -Icgi $(PKG_CFLAGS)
+LDLIBS     = -lfcgi $(PKG_LIBS)
 SANITIZE  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 SRC       := $(wildcard cgi/*.c)
@@ -22,7 +26,7 @@ deps:
 build: deps build/chatpatch
 build-test: deps build/asan/chatpatch
 
-build/chatpatch: $(SRC) $(HDR) | build/
+build/chatpatch: $(SRC) $(HDR) | deps build/
 	$(CC) $(WARN) -O2 -g $(CPPFLAGS) $(SRC) -o $@ $(LDLIBS)
 
 # The sanitizer build is compiled once into objects that the worker and
@@ -30,7 +34,7 @@ build/chatpatch: $(SRC) $(HDR) | build/
 ASAN_OBJ     := $(patsubst cgi/%.c,build/asan/obj/%.o,$(SRC))
 ASAN_LIB_OBJ := $(filter-out build/asan/obj/main.o,$(ASAN_OBJ))
 
-build/asan/obj/%.o: cgi/%.c $(HDR) | build/asan/obj/
+build/asan/obj/%.o: cgi/%.c $(HDR) | deps build/asan/obj/
 	$(CC) $(WARN) -O1 -g $(SANITIZE) $(CPPFLAGS) -c $< -o $@
 
 build/asan/chatpatch: $(ASAN_OBJ) | build/asan/
@@ -53,7 +57,7 @@ PYTEST    := /usr/bin/python3 -m pytest   # Debian's python3-* packages live her
 deps-test:
 	@bash scripts/deps.sh build run test
 
-build/unit/%: tests/unit/%.c $(ASAN_LIB_OBJ) $(HDR) | build/unit/
+build/unit/%: tests/unit/%.c $(ASAN_LIB_OBJ) $(HDR) | deps-test build/unit/
 	$(CC) $(WARN) -O1 -g $(SANITIZE) $(CPPFLAGS) $< $(ASAN_LIB_OBJ) -o $@ $(LDLIBS) -lcmocka
 
 test: test-unit test-integration test-fuzz-short
