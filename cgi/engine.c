@@ -6,6 +6,7 @@
 #include "api.h"
 #include "credential.h"
 #include "field.h"
+#include "log.h"
 #include "route.h"
 #include "schema.h"
 #include "sha256.h"
@@ -154,6 +155,8 @@ static size_t db_step(const struct api_profile *api, const char *code)
             return i;
         last = i;
     }
+    if (code)
+        log_error("%s: the statement returned an unknown failure '%s'", api->name, code);
     return last;
 }
 
@@ -199,6 +202,8 @@ static void run_statement(const struct api_profile *api, size_t local_step,
         return;
     }
     if (PQntuples(r) != 1 || PQnfields(r) != 2) {
+        log_error("%s: the statement returned %d rows of %d columns, not 1 of 2",
+                  api->name, PQntuples(r), PQnfields(r));
         PQclear(r);
         response_error(res, api->shape, 500, NULL, NULL);
         return;
