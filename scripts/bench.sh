@@ -52,7 +52,10 @@ BENCH_CHATS=${BENCH_CHATS:-1000}
 BENCH_THREADS=${BENCH_THREADS:-$(nproc)}
 BENCH_AT_WORKERS=${BENCH_AT_WORKERS:-1}
 for v in BENCH_SECONDS BENCH_CONNECTIONS WORKERS BENCH_CHATS BENCH_THREADS; do
-    [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ] || { log "bad $v: ${!v}"; exit 2; }
+    if ! { [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ]; }; then
+        log "bad $v: ${!v}"
+        exit 2
+    fi
 done
 [ "$BENCH_THREADS" -le "$BENCH_CONNECTIONS" ] || BENCH_THREADS=$BENCH_CONNECTIONS
 
@@ -124,6 +127,7 @@ done < <("$SQLTEXT")
 pgbench_statement() {
     local sql pg
     sql=$("$SQLTEXT" "$1")
+    # shellcheck disable=SC2016
     pg=$(printf '%s' "$sql" | sed -E 's/\$([0-9]+)/:p\1/g')
     # Nothing else in the text may read as :pN.
     [ "$(printf '%s' "$pg" | sed -E 's/:p([0-9]+)/$\1/g')" = "$sql" ] ||
@@ -154,7 +158,7 @@ pgbench_statement() {
     echo '\set i 1 + (:client_id * :stride) % :n'
     echo "SELECT '00000000-0000-4000-8000-' || lpad(:i::text, 12, '0') AS p2 \\gset"
     echo '\set ready 1'
-    echo '\endif'
+    printf '%s\n' '\endif'
     pgbench_statement leanmcp
 } >"$OUT/pgbench-leanmcp.sql"
 # The worker's health statement (cgi/engine.c).
@@ -164,62 +168,20 @@ printf '%s\n' "$health_sql" >"$OUT/pgbench-healthz.sql"
 
 # ---- the private stack -------------------------------------------------------------
 
+# shellcheck source=private-stack.sh source-path=SCRIPTDIR
+. scripts/private-stack.sh
 STACK_DIR=$(mktemp -d /tmp/chatpatch-bench.XXXXXX)
 client_pid=''
-stack_env=(STACK_DIR="$STACK_DIR" CHATPATCH_BIN="$CHATPATCH_BIN" WORKERS="$WORKERS")
 
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
+stop_client() {
     if [ -n "$client_pid" ]; then
         kill -TERM -- "-$client_pid" 2>/dev/null || kill -TERM "$client_pid" 2>/dev/null || true
         wait "$client_pid" 2>/dev/null || true
     fi
-    if ! env "${stack_env[@]}" bash scripts/stack.sh down >"$OUT/stack-down.txt" 2>&1; then
-        log "stack.sh down failed:"
-        cat "$OUT/stack-down.txt" >&2
-        rc=1
-    fi
-    if [ "${BENCH_KEEP_STACK:-}" = 1 ]; then
-        log "stack folder kept: $STACK_DIR"
-    else
-        rm -rf "$STACK_DIR"
-    fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+private_stack_init bench "$OUT/stack-down.txt" stop_client
+private_stack_up "$OUT/stack-up.txt"
 
-free_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-    die "no free port found"
-}
-
-up_ok=0
-for attempt in 1 2 3; do
-    PORT=$(free_port)
-    PGPORT=$(free_port)
-    if env "${stack_env[@]}" PORT="$PORT" PGPORT="$PGPORT" \
-        bash scripts/stack.sh up >"$OUT/stack-up.txt" 2>&1; then
-        up_ok=1
-        break
-    fi
-    log "stack.sh up failed (attempt $attempt):"
-    tail -n 30 "$OUT/stack-up.txt" >&2
-    grep -q 'nginx did not start' "$OUT/stack-up.txt" || break
-done
-[ "$up_ok" = 1 ] || exit 1
-
-# shellcheck disable=SC1091
-. "$STACK_DIR/stack.env"
 export PGHOST PGPORT PGUSER PGDATABASE
 psql() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 
@@ -470,7 +432,7 @@ done
 # ---- the summary ---------------------------------------------------------------------
 
 ratio() {
-    [ -n "${1:-}" ] && [ -n "${2:-}" ] || { echo '-'; return; }
+    if [ -z "${1:-}" ] || [ -z "${2:-}" ]; then echo '-'; return; fi
     awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'
 }
 

@@ -60,69 +60,24 @@ fi
 
 # ---- the private stack ---------------------------------------------------------
 
+# shellcheck source=private-stack.sh source-path=SCRIPTDIR
+. scripts/private-stack.sh
+# The stack's own pool serves none of the requests (they run under valgrind
+# in CGI mode): one worker.
+WORKERS=1
 STACK_DIR=$(mktemp -d /tmp/chatpatch-memcheck.XXXXXX)
 WORK=$STACK_DIR/memcheck
 mkdir -p "$WORK"
-stack_env=(STACK_DIR="$STACK_DIR" CHATPATCH_BIN="$CHATPATCH_BIN" WORKERS=1)
 
-cleanup() {
-    local rc=$? pid
-    trap - EXIT INT TERM
-    # Valgrind runs still going (interrupted): ours, by pid.
+# Valgrind runs still going (interrupted): ours, by pid.
+stop_valgrind_runs() {
+    local pid
     for pid in $(jobs -p); do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    if ! env "${stack_env[@]}" PORT="${PORT:-1}" PGPORT="${PGPORT:-1}" \
-        bash scripts/stack.sh down >"$WORK/down.log" 2>&1; then
-        echo "memcheck: stack.sh down failed:" >&2
-        cat "$WORK/down.log" >&2
-        rc=1
-    fi
-    if [ "${MEMCHECK_KEEP_STACK:-}" = 1 ]; then
-        echo "memcheck: stack folder kept: $STACK_DIR" >&2
-    else
-        rm -rf "$STACK_DIR"
-    fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+private_stack_init memcheck "$WORK/down.log" stop_valgrind_runs
+private_stack_up "$WORK/up.log"
 
-# A TCP port nothing listens on now (nginx's; PostgreSQL listens on a unix
-# socket in our own folder, so its number only has to be plausible).
-free_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-    echo "memcheck: no free port found" >&2
-    return 1
-}
-
-up_ok=0
-for attempt in 1 2 3; do
-    PORT=$(free_port)
-    PGPORT=$(free_port)
-    if env "${stack_env[@]}" PORT="$PORT" PGPORT="$PGPORT" \
-        bash scripts/stack.sh up >"$WORK/up.log" 2>&1; then
-        up_ok=1
-        break
-    fi
-    echo "memcheck: stack.sh up failed (attempt $attempt):" >&2
-    tail -n 30 "$WORK/up.log" >&2
-    # Only a port taken in the meantime is worth another try.
-    grep -q 'nginx did not start' "$WORK/up.log" || break
-done
-[ "$up_ok" = 1 ] || exit 1
-
-# shellcheck disable=SC1091
-DATABASE_URL=$(. "$STACK_DIR/stack.env" && echo "$DATABASE_URL")
-# shellcheck disable=SC1091
-PGHOST=$(. "$STACK_DIR/stack.env" && echo "$PGHOST")
 /usr/lib/postgresql/15/bin/psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" \
     -U postgres -d chatpatch -f tests/memcheck/fixtures.sql >/dev/null
 

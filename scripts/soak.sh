@@ -42,7 +42,10 @@ if [ -z "${SOAK_WARMUP:-}" ]; then
     [ "$SOAK_WARMUP" -le 30 ] || SOAK_WARMUP=30
 fi
 for v in SOAK_SECONDS WORKERS SOAK_CLIENTS SOAK_SAMPLE SOAK_WARMUP SOAK_MAX_GROWTH; do
-    [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ] || { echo "soak: bad $v: ${!v}" >&2; exit 2; }
+    if ! { [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ]; }; then
+        echo "soak: bad $v: ${!v}" >&2
+        exit 2
+    fi
 done
 [ "$SOAK_WARMUP" -lt "$SOAK_SECONDS" ] ||
     { echo "soak: SOAK_WARMUP ($SOAK_WARMUP) must be below SOAK_SECONDS ($SOAK_SECONDS)" >&2; exit 2; }
@@ -52,65 +55,24 @@ CHATPATCH_BIN=$ROOT/build/chatpatch
 
 # ---- the private stack ---------------------------------------------------------
 
+# shellcheck source=private-stack.sh source-path=SCRIPTDIR
+. scripts/private-stack.sh
 STACK_DIR=$(mktemp -d /tmp/chatpatch-soak.XXXXXX)
 WORK=$STACK_DIR/soak
 mkdir -p "$WORK"
-stack_env=(STACK_DIR="$STACK_DIR" CHATPATCH_BIN="$CHATPATCH_BIN" WORKERS="$WORKERS")
 wrk_pid=''
 
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
+# (Called by the trap that private_stack_init sets.)
+# shellcheck disable=SC2317
+stop_wrk() {
     if [ -n "$wrk_pid" ]; then
         kill "$wrk_pid" 2>/dev/null || true
         wait "$wrk_pid" 2>/dev/null || true
     fi
-    if ! env "${stack_env[@]}" bash scripts/stack.sh down >"$WORK/down.log" 2>&1; then
-        echo "soak: stack.sh down failed:" >&2
-        cat "$WORK/down.log" >&2
-        rc=1
-    fi
-    if [ "${SOAK_KEEP_STACK:-}" = 1 ]; then
-        echo "soak: stack folder kept: $STACK_DIR" >&2
-    else
-        rm -rf "$STACK_DIR"
-    fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+private_stack_init soak "$WORK/down.log" stop_wrk
+private_stack_up "$WORK/up.log"
 
-free_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-    echo "soak: no free port found" >&2
-    return 1
-}
-
-up_ok=0
-for attempt in 1 2 3; do
-    PORT=$(free_port)
-    PGPORT=$(free_port)
-    if env "${stack_env[@]}" PORT="$PORT" PGPORT="$PGPORT" \
-        bash scripts/stack.sh up >"$WORK/up.log" 2>&1; then
-        up_ok=1
-        break
-    fi
-    echo "soak: stack.sh up failed (attempt $attempt):" >&2
-    tail -n 30 "$WORK/up.log" >&2
-    grep -q 'nginx did not start' "$WORK/up.log" || break
-done
-[ "$up_ok" = 1 ] || exit 1
-
-# shellcheck disable=SC1091
-. "$STACK_DIR/stack.env"
 /usr/lib/postgresql/15/bin/psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" \
     -U "$PGUSER" -d "$PGDATABASE" -f tests/memcheck/fixtures.sql >/dev/null
 
@@ -321,7 +283,10 @@ samples+=" $rss_end"
 
 cat "$WORK/wrk.out"
 line=$(grep '^SOAK ' "$WORK/wrk.out" || true)
-[ "$wrk_rc" = 0 ] && [ -n "$line" ] || { echo "soak: wrk failed (exit $wrk_rc)" >&2; exit 1; }
+if [ "$wrk_rc" != 0 ] || [ -z "$line" ]; then
+    echo "soak: wrk failed (exit $wrk_rc)" >&2
+    exit 1
+fi
 field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<" $line"; }
 responses=$(field responses) duration_us=$(field duration_us) unexpected=$(field unexpected)
 lost=$(field lost)
