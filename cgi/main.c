@@ -16,6 +16,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,20 +124,35 @@ static void parse_options(int argc, char **argv, struct options *o)
     }
 }
 
+/* libfcgi reads an address without a colon as a unix socket path. */
+static bool is_unix_path(const char *listen)
+{
+    return strchr(listen, ':') == NULL;
+}
+
+/* Removes the unix socket at path, and nothing that is not a socket. */
+static void remove_socket(const char *path)
+{
+    struct stat st;
+
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path);
+}
+
 static int open_listener(const struct options *o)
 {
     int fd;
 
     if (FCGX_Init() != 0)
         return -1;
-    if (o->listen[0] == '/' || o->listen[0] == '.')
-        unlink(o->listen); /* a stale socket from a previous run */
+    if (is_unix_path(o->listen))
+        remove_socket(o->listen); /* a stale one from a previous run */
     fd = FCGX_OpenSocket(o->listen, 1024);
     if (fd < 0) {
         log_error("cannot listen on %s", o->listen);
         return -1;
     }
-    if (o->socket_mode >= 0 && strchr(o->listen, '/') &&
+    if (o->socket_mode >= 0 && is_unix_path(o->listen) &&
         chmod(o->listen, (mode_t)o->socket_mode) != 0) {
         log_error("cannot chmod %s: %s", o->listen, strerror(errno));
         return -1;
@@ -269,5 +285,8 @@ int main(int argc, char **argv)
     }
     if (o.workers == 1 && !o.listen)
         return serve_fastcgi(listen_fd, &serve);
-    return run_pool(listen_fd, o.workers, &serve);
+    int status = run_pool(listen_fd, o.workers, &serve);
+    if (o.listen && is_unix_path(o.listen))
+        remove_socket(o.listen); /* nginx then fails fast, with its JSON 503 */
+    return status;
 }

@@ -1,0 +1,880 @@
+"""How the worker binary can be started, and its access log (README
+"Configuration" and "CGI mode", SPEC section 7 "The worker").
+
+Every test here starts its own chatpatch processes (never the shared pool's)
+and talks to them directly over FastCGI with the tiny client below: no nginx.
+The processes use the shared stack's PostgreSQL (stack["DATABASE_URL"]) and
+rows the test makes itself (recoup_world), so nothing other tests rely on
+changes. Each worker runs in its own session (process group); the `spawn`
+fixture stops it with SIGTERM at the end and SIGKILLs its group if anything
+is left, and fails the test when the worker's stderr holds a sanitizer
+report. Every wait is bounded.
+
+Cases:
+  --listen PATH --workers 2 --socket-mode 0666   served; mode; SIGTERM exits 0
+  --listen 127.0.0.1:PORT                        served over TCP
+  socket inherited on fd 0 (spawn-fcgi style)    single process and --workers 3
+  no socket, no GATEWAY_INTERFACE                exit 2 with the usage
+  CGI: CONTENT_LENGTH over --max-body            413 without reading stdin
+  the access line                                format, statuses, routes, no secrets
+  --log-level, --help, unknown options           exit statuses
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from conftest import (
+    SANITIZER_RE,
+    TIMESTAMP_RE,
+    _free_port,
+    child_pids,
+    fetch_recoup_chat,
+    parse_cgi_response,
+    pool_parent_pid,
+    recoup_path,
+    run_cgi,
+)
+
+START_TIMEOUT_S = 20.0  # ASan build, first connection to PostgreSQL
+REQUEST_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 5.0  # "exits within a few seconds" after SIGTERM
+KILL_TIMEOUT_S = 20.0
+
+ACCESS_RE = re.compile(
+    r"^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) \[(?P<pid>\d+)\] (?P<level>[a-z]+): "
+    r"access rid=(?P<rid>\S+) method=(?P<method>\S+) route=(?P<route>\S+) "
+    r"status=(?P<status>\d{3}) total_us=(?P<total>\d+) db_us=(?P<db>\d+)$"
+)
+USAGE_START = "usage: chatpatch"
+OPTIONS_IN_USAGE = ["--listen", "--workers", "--socket-mode", "--max-body", "--statement-timeout",
+                    "--log-level"]
+
+
+def chatpatch_bin(stack):
+    return stack["CHATPATCH_BIN"]
+
+
+def worker_env(stack, **extra):
+    """A clean environment: no GATEWAY_INTERFACE or other CGI variables
+    inherited from whoever runs pytest, the stack's DATABASE_URL."""
+    env = {k: os.environ[k] for k in ("PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+                                      "LANG", "LC_ALL", "HOME") if k in os.environ}
+    env["DATABASE_URL"] = stack["DATABASE_URL"]
+    env.update(extra)
+    return env
+
+
+def new_rid():
+    return f"test-{uuid.uuid4()}"
+
+
+# ---- a tiny FastCGI 1.0 client ---------------------------------------------------------
+
+FCGI_VERSION_1 = 1
+FCGI_BEGIN_REQUEST = 1
+FCGI_END_REQUEST = 3
+FCGI_PARAMS = 4
+FCGI_STDIN = 5
+FCGI_STDOUT = 6
+FCGI_STDERR = 7
+FCGI_RESPONDER = 1
+FCGI_REQUEST_COMPLETE = 0
+
+
+def _fcgi_record(rtype, request_id, content=b""):
+    """One or more records of `rtype` carrying `content` (an empty content
+    gives the one empty record that ends a stream)."""
+    out = b""
+    chunks = [content[i : i + 65535] for i in range(0, len(content), 65535)] or [b""]
+    for chunk in chunks:
+        padding = -len(chunk) % 8
+        out += struct.pack(">BBHHBx", FCGI_VERSION_1, rtype, request_id, len(chunk), padding)
+        out += chunk + b"\0" * padding
+    return out
+
+
+def _fcgi_length(n):
+    return bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
+
+
+def fcgi_params(params):
+    out = b""
+    for name, value in params.items():
+        name = name.encode() if isinstance(name, str) else name
+        value = value.encode() if isinstance(value, str) else value
+        out += _fcgi_length(len(name)) + _fcgi_length(len(value)) + name + value
+    return out
+
+
+@dataclass
+class FcgiResponse:
+    status: int
+    headers: dict
+    body: bytes
+    app_status: int
+    protocol_status: int
+    stderr: bytes = b""
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def _connect(address, timeout):
+    if isinstance(address, (str, Path)):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        target = str(address)
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        target = tuple(address)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(target)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _recv_exact(sock, n, deadline):
+    buf = b""
+    while len(buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("FastCGI response not complete in time")
+        sock.settimeout(left)
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError(f"connection closed after {len(buf)} of {n} bytes")
+        buf += chunk
+    return buf
+
+
+def fcgi_request(address, params, body=b"", timeout=REQUEST_TIMEOUT_S, request_id=1):
+    """Sends one FastCGI RESPONDER request (keep-conn off) and returns the
+    parsed CGI response. `address`: a unix socket path or (host, port)."""
+    deadline = time.monotonic() + timeout
+    sock = _connect(address, timeout)
+    try:
+        begin = struct.pack(">HB5x", FCGI_RESPONDER, 0)
+        data = _fcgi_record(FCGI_BEGIN_REQUEST, request_id, begin)
+        encoded = fcgi_params(params)
+        if encoded:
+            data += _fcgi_record(FCGI_PARAMS, request_id, encoded)
+        data += _fcgi_record(FCGI_PARAMS, request_id)
+        if body:
+            data += _fcgi_record(FCGI_STDIN, request_id, body)
+        data += _fcgi_record(FCGI_STDIN, request_id)
+        sock.sendall(data)
+
+        stdout, stderr = b"", b""
+        while True:
+            header = _recv_exact(sock, 8, deadline)
+            version, rtype, rid, length, padding = struct.unpack(">BBHHBx", header)
+            assert version == FCGI_VERSION_1, f"FastCGI version {version}"
+            content = _recv_exact(sock, length + padding, deadline)[:length]
+            assert rid == request_id, f"record for request {rid}, not {request_id}"
+            if rtype == FCGI_STDOUT:
+                stdout += content
+            elif rtype == FCGI_STDERR:
+                stderr += content
+            elif rtype == FCGI_END_REQUEST:
+                app_status, protocol_status = struct.unpack(">IB3x", content)
+                break
+            else:
+                raise AssertionError(f"unexpected FastCGI record type {rtype}")
+    finally:
+        sock.close()
+    status, headers, resp_body = parse_cgi_response(stdout)
+    assert "status" in headers, f"no Status: line in {stdout[:300]!r}"
+    return FcgiResponse(status, headers, resp_body, app_status, protocol_status, stderr)
+
+
+def fcgi_http(address, method, path, body=b"", headers=None, request_id=None,
+              content_type="application/json", timeout=REQUEST_TIMEOUT_S):
+    """An HTTP-like request as nginx would pass it: the params nginx's
+    fastcgi_params sets, REQUEST_ID, and each header as HTTP_*."""
+    params = {
+        "GATEWAY_INTERFACE": "CGI/1.1",
+        "SERVER_SOFTWARE": "pytest",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REQUEST_METHOD": method,
+        "REQUEST_URI": path,
+        "DOCUMENT_URI": path.split("?")[0],
+        "SCRIPT_NAME": path.split("?")[0],
+        "QUERY_STRING": path.partition("?")[2],
+        "CONTENT_LENGTH": str(len(body)) if body else "",
+        "CONTENT_TYPE": content_type or "",
+        "REMOTE_ADDR": "127.0.0.1",
+    }
+    if request_id is not None:
+        params["REQUEST_ID"] = request_id
+    for name, value in (headers or {}).items():
+        params["HTTP_" + name.upper().replace("-", "_")] = value
+    return fcgi_request(address, params, body, timeout)
+
+
+def recoup_patch(address, w, title, request_id=None, key=None, extra_headers=None,
+                 chat_id=None):
+    headers = {"x-api-key": key if key is not None else w.key}
+    headers.update(extra_headers or {})
+    body = json.dumps({"title": title}).encode()
+    return fcgi_http(address, "PATCH", recoup_path(w.session_id, chat_id or w.chat_id), body,
+                     headers, request_id)
+
+
+def assert_common_headers(resp, request_id=None):
+    assert resp.headers.get("content-type") == "application/json; charset=utf-8", resp.headers
+    assert resp.headers.get("cache-control") == "no-store", resp.headers
+    if request_id is not None:
+        assert resp.headers.get("x-request-id") == request_id, resp.headers
+
+
+def check_recoup_200(resp, db, w, title, request_id=None, chat_id=None):
+    """200, the Recoup chat body with the new title, and the row updated."""
+    chat_id = chat_id or w.chat_id
+    assert resp.app_status == 0 and resp.protocol_status == FCGI_REQUEST_COMPLETE, resp
+    assert resp.status == 200, f"status {resp.status}: {resp.body[:500]!r}"
+    assert_common_headers(resp, request_id)
+    assert resp.headers.get("access-control-allow-origin") == "*", resp.headers
+    got = resp.json()
+    assert list(got) == ["chat"], got
+    chat = got["chat"]
+    assert list(chat) == ["id", "sessionId", "title", "modelId", "activeStreamId",
+                          "lastAssistantMessageAt", "createdAt", "updatedAt"], chat
+    row = fetch_recoup_chat(db, chat_id)
+    assert row["title"] == title, row
+    assert chat["id"] == chat_id and chat["sessionId"] == w.session_id, chat
+    assert chat["title"] == title and chat["modelId"] == row["model_id"], chat
+    assert chat["activeStreamId"] is None and chat["lastAssistantMessageAt"] is None, chat
+    for k in ("createdAt", "updatedAt"):
+        assert TIMESTAMP_RE.match(chat[k]), chat[k]
+    updated = row["updated_at"].astimezone(timezone.utc)
+    assert chat["updatedAt"][:19] == updated.strftime("%Y-%m-%dT%H:%M:%S"), (chat, row)
+    return chat
+
+
+# ---- starting and stopping workers -----------------------------------------------------
+
+
+def alive(pid):
+    """A live (non-zombie) process."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def group_members(pgid):
+    """Live processes of process group `pgid`."""
+    members = set()
+    for st in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = st.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.add(int(st.parent.name))
+    return members
+
+
+@dataclass
+class Worker:
+    proc: subprocess.Popen
+    log_path: Path
+    address: object = None  # unix path or (host, port), when known
+    keep: list = field(default_factory=list)  # objects to close at the end (sockets)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def describe(self):
+        return f"worker {self.pid} (exit {self.proc.poll()}); stderr:\n{self.log()[-3000:]}"
+
+    def wait_children(self, n, timeout=START_TIMEOUT_S):
+        deadline = time.monotonic() + timeout
+        while True:
+            kids = child_pids(self.pid)
+            if len(kids) == n:
+                return kids
+            assert self.proc.poll() is None, f"exited early: {self.describe()}"
+            assert time.monotonic() < deadline, (
+                f"{len(kids)} children, not {n}, after {timeout} s: {self.describe()}")
+            time.sleep(0.05)
+
+    def wait_serving(self, address=None, timeout=START_TIMEOUT_S):
+        """Retries GET /healthz until the socket takes connections and answers."""
+        address = address or self.address
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.proc.poll() is None, f"exited early: {self.describe()}"
+            try:
+                resp = fcgi_http(address, "GET", "/healthz", request_id=new_rid(),
+                                 timeout=max(1.0, deadline - time.monotonic()))
+            except (FileNotFoundError, ConnectionRefusedError):
+                assert time.monotonic() < deadline, f"not listening after {timeout} s: {self.describe()}"
+                time.sleep(0.05)
+                continue
+            assert resp.status == 200 and resp.json() == {"status": "ok"}, resp
+            return resp
+
+    def terminate(self, timeout=STOP_TIMEOUT_S):
+        """SIGTERM to the parent; returns its exit status (fails on timeout)."""
+        os.kill(self.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {timeout} s after SIGTERM: {self.describe()}")
+
+
+def _kill_group(pgid):
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@pytest.fixture
+def short_dir():
+    """A short folder under /tmp for unix sockets (sun_path has 108 bytes)."""
+    d = tempfile.mkdtemp(prefix="cpmodes-", dir="/tmp")
+    yield Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def spawn(stack, tmp_path):
+    """spawn(args, stdin=..., address=..., env=...) starts CHATPATCH_BIN in its
+    own session with stderr to a file; everything started is stopped at the
+    end (SIGTERM, then SIGKILL to its process group) and its stderr checked
+    for sanitizer reports."""
+    started = []
+
+    def start(args, stdin=subprocess.DEVNULL, address=None, env=None, umask=-1, keep=()):
+        log_path = tmp_path / f"worker-{len(started)}.stderr"
+        with open(log_path, "wb") as err:
+            proc = subprocess.Popen(
+                [chatpatch_bin(stack), *args],
+                stdin=stdin,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=env if env is not None else worker_env(stack),
+                start_new_session=True,
+                umask=umask,
+                close_fds=True,
+            )
+        w = Worker(proc, log_path, address, list(keep))
+        started.append(w)
+        return w
+
+    yield start
+
+    problems = []
+    for w in started:
+        if w.proc.poll() is None:
+            try:
+                os.kill(w.pid, signal.SIGTERM)
+                w.proc.wait(timeout=KILL_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                problems.append(f"worker {w.pid} ignored SIGTERM for {KILL_TIMEOUT_S} s")
+            except ProcessLookupError:
+                pass
+        if group_members(w.pid):
+            _kill_group(w.pid)
+        if w.proc.poll() is None:
+            w.proc.kill()
+            w.proc.wait(timeout=KILL_TIMEOUT_S)
+        for obj in w.keep:
+            obj.close()
+        text = w.log_path.read_text(errors="replace") if w.log_path.exists() else ""
+        if SANITIZER_RE.search(text):
+            problems.append(f"sanitizer report from worker {w.pid}:\n{text[-4000:]}")
+    if problems:
+        pytest.fail("\n".join(problems))
+
+
+def listening_unix_socket(path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    sock.listen(64)
+    return sock
+
+
+def access_lines(text, rid):
+    return [line for line in text.splitlines() if f"rid={rid} " in line or line.endswith(f"rid={rid}")]
+
+
+def wait_access_line(worker_or_path, rid, timeout=10.0):
+    """The access lines of `rid` once at least one is there (the line is
+    written after the response, so a reader may be a little early)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = (worker_or_path.log() if isinstance(worker_or_path, Worker)
+                else Path(worker_or_path).read_text(errors="replace"))
+        lines = access_lines(text, rid)
+        if lines or time.monotonic() >= deadline:
+            return lines, text
+        time.sleep(0.05)
+
+
+def check_access_line(line, rid, method, route, status):
+    m = ACCESS_RE.match(line)
+    assert m, f"access line not in the documented format: {line!r}"
+    assert m["level"] == "info", line
+    assert (m["rid"], m["method"], m["route"], int(m["status"])) == (rid, method, route, status), line
+    assert TIMESTAMP_RE.match(m["ts"]), line
+    stamp = datetime.strptime(m["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    assert abs(datetime.now(timezone.utc) - stamp) < timedelta(minutes=2), f"not UTC now: {line}"
+    total, db_us = int(m["total"]), int(m["db"])
+    assert 0 <= db_us <= total, line
+    return m
+
+
+# ---- 1. --listen PATH --workers 2 --socket-mode 0666 -----------------------------------
+
+
+def test_listen_unix_pool_socket_mode_and_sigterm(spawn, short_dir, db, recoup_world):
+    sock_path = short_dir / "w.sock"
+    # umask 077: mode 0666 can only come from --socket-mode.
+    w = spawn(["--listen", str(sock_path), "--workers", "2", "--socket-mode", "0666"],
+              address=str(sock_path), umask=0o077)
+    kids = w.wait_children(2)
+    w.wait_serving()
+    st = os.stat(sock_path)
+    assert stat.S_ISSOCK(st.st_mode), oct(st.st_mode)
+    assert stat.S_IMODE(st.st_mode) == 0o666, oct(stat.S_IMODE(st.st_mode))
+
+    rid = new_rid()
+    title = f"unix pool {uuid.uuid4().hex[:8]}"
+    check_recoup_200(recoup_patch(str(sock_path), recoup_world, title, rid), db, recoup_world,
+                     title, rid)
+    # Several requests, one connection each, all answered.
+    for i in range(4):
+        t = f"{title} #{i}"
+        check_recoup_200(recoup_patch(str(sock_path), recoup_world, t), db, recoup_world, t)
+    # The children serve, not the parent.
+    lines, text = wait_access_line(w, rid)
+    assert len(lines) == 1, text
+    assert int(ACCESS_RE.match(lines[0])["pid"]) in kids, (lines[0], kids, w.pid)
+
+    assert w.terminate() == 0, w.describe()
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while any(alive(k) for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(k) for k in kids), f"children left after the parent exited: {kids}"
+    assert not group_members(w.pid), f"processes left in the group: {group_members(w.pid)}"
+
+
+def test_socket_mode_default_follows_umask(spawn, short_dir):
+    sock_path = short_dir / "u.sock"
+    w = spawn(["--listen", str(sock_path), "--workers", "1"], address=str(sock_path),
+              umask=0o027)
+    w.wait_serving()
+    mode = stat.S_IMODE(os.stat(sock_path).st_mode)
+    assert mode & 0o027 == 0, f"umask 027 not respected without --socket-mode: {oct(mode)}"
+
+
+# ---- 2. --listen HOST:PORT ---------------------------------------------------------------
+
+
+def test_listen_tcp(spawn, db, recoup_world):
+    port = _free_port()
+    w = spawn(["--listen", f"127.0.0.1:{port}", "--workers", "2"], address=("127.0.0.1", port))
+    w.wait_children(2)
+    w.wait_serving()
+    rid = new_rid()
+    title = f"tcp {uuid.uuid4().hex[:8]}"
+    check_recoup_200(recoup_patch(("127.0.0.1", port), recoup_world, title, rid), db,
+                     recoup_world, title, rid)
+    assert w.terminate() == 0, w.describe()
+
+
+# ---- 3. a socket inherited on fd 0 (spawn-fcgi) ----------------------------------------
+
+
+@pytest.mark.parametrize("workers", [None, 3], ids=["single-process", "workers-3"])
+def test_inherited_socket_on_fd0(spawn, short_dir, db, recoup_world, workers):
+    sock_path = short_dir / "inh.sock"
+    listener = listening_unix_socket(sock_path)
+    args = [] if workers is None else ["--workers", str(workers)]
+    w = spawn(args, stdin=listener.fileno(), address=str(sock_path), keep=[listener])
+    if workers is None:
+        # No pool: the process itself serves the socket.
+        w.wait_serving()
+        assert child_pids(w.pid) == set(), child_pids(w.pid)
+        servers = {w.pid}
+    else:
+        servers = w.wait_children(workers)
+        w.wait_serving()
+    rids = []
+    for i in range(6):
+        rid = new_rid()
+        rids.append(rid)
+        title = f"inherited {workers} {i} {uuid.uuid4().hex[:6]}"
+        check_recoup_200(recoup_patch(str(sock_path), recoup_world, title, rid), db,
+                         recoup_world, title, rid)
+    for rid in rids:
+        lines, text = wait_access_line(w, rid)
+        assert len(lines) == 1, text
+        m = check_access_line(lines[0], rid, "PATCH", "recoup", 200)
+        assert int(m["pid"]) in servers, (lines[0], servers)
+    if workers:
+        assert child_pids(w.pid) == servers, "a worker was replaced while serving"
+    assert w.terminate() == 0, w.describe()
+    assert not group_members(w.pid), group_members(w.pid)
+
+
+def test_inherited_tcp_socket_on_fd0(spawn, db, recoup_world):
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    address = listener.getsockname()
+    w = spawn(["--workers", "2"], stdin=listener.fileno(), address=address, keep=[listener])
+    w.wait_children(2)
+    w.wait_serving()
+    title = f"inherited tcp {uuid.uuid4().hex[:8]}"
+    check_recoup_200(recoup_patch(address, recoup_world, title), db, recoup_world, title)
+
+
+# ---- 4. neither a socket nor a CGI host ----------------------------------------------------
+
+
+@pytest.mark.parametrize("stdin_kind", ["devnull", "pipe"])
+def test_no_socket_and_no_gateway_interface_exits_2(stack, stdin_kind):
+    proc = subprocess.Popen(
+        [chatpatch_bin(stack)],
+        stdin=subprocess.DEVNULL if stdin_kind == "devnull" else subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=worker_env(stack),
+        start_new_session=True,
+    )
+    try:
+        # stdin stays open (pipe): the binary must not wait for it.
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pytest.fail("chatpatch without a socket or GATEWAY_INTERFACE did not exit")
+        out = proc.stdout.read()
+        err = proc.stderr.read().decode(errors="replace")
+    finally:
+        if proc.stdin:
+            proc.stdin.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=KILL_TIMEOUT_S)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert not SANITIZER_RE.search(err), err
+    assert proc.returncode == 2, f"exit {proc.returncode}; stderr {err!r}"
+    assert USAGE_START in err, err
+    assert out == b"", f"served something: {out[:300]!r}"
+    assert "access" not in err, err
+
+
+# ---- 5. CGI: a body over --max-body is refused without being read -----------------------------
+
+TOO_LARGE = {"status": "error", "error": "Request body too large"}
+
+
+def test_cgi_70k_body_413(stack, db, recoup_world):
+    w = recoup_world
+    before = w.snapshot(db)
+    body = json.dumps({"title": "x" * (70 * 1024)}).encode()
+    assert len(body) > 70 * 1024
+    status, headers, out = run_cgi(stack, "PATCH", w.path, {"x-api-key": w.key}, body,
+                                   timeout=30)
+    assert status == 413, out[:300]
+    assert json.loads(out) == TOO_LARGE
+    assert headers.get("content-type") == "application/json; charset=utf-8", headers
+    assert w.snapshot(db) == before
+
+
+def test_cgi_declared_length_over_limit_answers_without_reading(stack, db, recoup_world):
+    """CONTENT_LENGTH=70000 and a short stdin that stays open: reading the
+    body would block forever; the worker must answer 413 from the header."""
+    w = recoup_world
+    before = w.snapshot(db)
+    rid = new_rid()
+    env = worker_env(
+        stack,
+        GATEWAY_INTERFACE="CGI/1.1",
+        SERVER_PROTOCOL="HTTP/1.1",
+        REQUEST_METHOD="PATCH",
+        PATH_INFO=w.path,
+        REQUEST_URI=w.path,
+        SCRIPT_NAME="",
+        QUERY_STRING="",
+        CONTENT_TYPE="application/json",
+        CONTENT_LENGTH="70000",
+        HTTP_X_API_KEY=w.key,
+        REQUEST_ID=rid,
+    )
+    proc = subprocess.Popen([chatpatch_bin(stack)], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        proc.stdin.write(b'{"title":"short"}')
+        proc.stdin.flush()
+        try:
+            # Output is a few hundred bytes: no pipe can fill up while we wait.
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pytest.fail("CGI run waited for a body it should refuse unread (hung)")
+        out, err = proc.stdout.read(), proc.stderr.read().decode(errors="replace")
+    finally:
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=KILL_TIMEOUT_S)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert not SANITIZER_RE.search(err), err
+    assert proc.returncode == 0, f"exit {proc.returncode}: {err}"
+    status, headers, body = parse_cgi_response(out)
+    assert status == 413, out[:300]
+    assert json.loads(body) == TOO_LARGE
+    assert headers.get("x-request-id") == rid, headers
+    assert w.snapshot(db) == before
+    lines = access_lines(err, rid)
+    assert len(lines) == 1, err
+    check_access_line(lines[0], rid, "PATCH", "recoup", 413)
+
+
+# ---- 6. the access line --------------------------------------------------------------------
+
+
+@pytest.fixture
+def unix_pool(spawn, short_dir):
+    """A 2-worker pool on its own unix socket, ready."""
+    sock_path = short_dir / "log.sock"
+    w = spawn(["--listen", str(sock_path), "--workers", "2"], address=str(sock_path))
+    w.wait_children(2)
+    w.wait_serving()
+    return w
+
+
+def test_access_line_200_format(unix_pool, db, recoup_world):
+    w = unix_pool
+    kids = child_pids(w.pid)
+    rid = new_rid()
+    title = f"logged {uuid.uuid4().hex[:8]}"
+    check_recoup_200(recoup_patch(w.address, recoup_world, title, rid), db, recoup_world, title,
+                     rid)
+    lines, text = wait_access_line(w, rid)
+    assert len(lines) == 1, f"expected exactly one access line for {rid}:\n{text}"
+    m = check_access_line(lines[0], rid, "PATCH", "recoup", 200)
+    assert int(m["pid"]) in kids, (lines[0], kids)
+    assert int(m["db"]) > 0, f"a 200 ran a statement, db_us should be > 0: {lines[0]}"
+    # Exactly once in the whole log, not only as an access line.
+    assert text.count(rid) == 1, text
+
+
+def test_access_line_statuses_and_routes(unix_pool, db, recoup_world):
+    w = unix_pool
+    cases = []
+    # 401: an unknown key.
+    rid = new_rid()
+    resp = recoup_patch(w.address, recoup_world, "nope", rid, key=f"unknown-{uuid.uuid4().hex}")
+    assert resp.status == 401, resp
+    assert resp.json() == {"status": "error", "error": "Unauthorized"}
+    cases.append((rid, "PATCH", "recoup", 401))
+    # 401 from the other route (Neptun, no cookie).
+    rid = new_rid()
+    resp = fcgi_http(w.address, "PATCH", "/api/users/1/chats/1", b'{"name":"x"}', {}, rid)
+    assert resp.status == 401, resp
+    cases.append((rid, "PATCH", "neptun", 401))
+    # 404: an unknown path.
+    rid = new_rid()
+    resp = fcgi_http(w.address, "PATCH", f"/nowhere/{uuid.uuid4().hex}", b"{}", {}, rid)
+    assert resp.status == 404, resp
+    assert_common_headers(resp, rid)
+    cases.append((rid, "PATCH", "unknown", 404))
+    # 404 from the API: a session that does not exist.
+    rid = new_rid()
+    resp = fcgi_http(w.address, "PATCH", recoup_path(f"sess_{uuid.uuid4().hex}", "c"),
+                     b'{"title":"x"}', {"x-api-key": recoup_world.key}, rid)
+    assert resp.status == 404 and resp.json()["error"] == "Session not found", resp
+    cases.append((rid, "PATCH", "recoup", 404))
+    # 405 and a GET of /healthz.
+    rid = new_rid()
+    resp = fcgi_http(w.address, "GET", recoup_world.path, b"", {"x-api-key": recoup_world.key},
+                     rid)
+    assert resp.status == 405, resp
+    cases.append((rid, "GET", "recoup", 405))
+    rid = new_rid()
+    resp = fcgi_http(w.address, "GET", "/healthz", request_id=rid)
+    assert resp.status == 200, resp
+    cases.append((rid, "GET", "health", 200))
+
+    for rid, method, route, status in cases:
+        lines, text = wait_access_line(w, rid)
+        assert len(lines) == 1, f"{rid}: {lines}\n{text}"
+        check_access_line(lines[0], rid, method, route, status)
+
+
+def test_access_log_never_holds_keys_cookies_or_bodies(unix_pool, db, recoup_world):
+    w = unix_pool
+    marks = {name: f"{name}{uuid.uuid4().hex}" for name in
+             ("badkey", "cookie", "body", "bearer", "neptunbody", "unknownbody")}
+    rids = []
+
+    # 200 with the real key, a cookie riding along and a distinctive body.
+    rid = new_rid()
+    rids.append(rid)
+    title = marks["body"]
+    resp = recoup_patch(w.address, recoup_world, title, rid,
+                        extra_headers={"cookie": f"neptun-session={marks['cookie']}; a=b"})
+    check_recoup_200(resp, db, recoup_world, title, rid)
+    # 401 with an unknown key and an unknown bearer token.
+    for headers in ({"x-api-key": marks["badkey"]}, {"authorization": f"Bearer {marks['bearer']}"}):
+        rid = new_rid()
+        rids.append(rid)
+        resp = fcgi_http(w.address, "PATCH", recoup_world.path,
+                         json.dumps({"title": marks["body"]}).encode(), headers, rid)
+        assert resp.status == 401, resp
+    # Neptun with an unknown session cookie.
+    rid = new_rid()
+    rids.append(rid)
+    resp = fcgi_http(w.address, "PATCH", "/api/users/1/chats/1",
+                     json.dumps({"name": marks["neptunbody"]}).encode(),
+                     {"cookie": f"neptun-session={marks['cookie']}"}, rid)
+    assert resp.status == 401, resp
+    # An unknown path with a body.
+    rid = new_rid()
+    rids.append(rid)
+    resp = fcgi_http(w.address, "PATCH", "/api/nothing-here",
+                     json.dumps({"x": marks["unknownbody"]}).encode(),
+                     {"x-api-key": recoup_world.key}, rid)
+    assert resp.status == 404, resp
+
+    for rid in rids:
+        lines, text = wait_access_line(w, rid)
+        assert len(lines) == 1, text
+    text = w.log()
+    secrets = [recoup_world.key, *marks.values()]
+    for secret in secrets:
+        # The whole value, and any 12-character piece of it.
+        pieces = {secret} | {secret[i : i + 12] for i in range(0, len(secret) - 11, 4)}
+        leaked = [p for p in pieces if p in text]
+        assert not leaked, f"log holds part of a secret ({leaked[:3]}):\n{text}"
+
+
+@pytest.mark.parametrize("level", ["warn", "error"])
+def test_log_level_above_info_writes_no_access_line(spawn, short_dir, db, recoup_world, level):
+    sock_path = short_dir / "quiet.sock"
+    w = spawn(["--listen", str(sock_path), "--workers", "2", "--log-level", level],
+              address=str(sock_path))
+    w.wait_children(2)
+    w.wait_serving()
+    rid = new_rid()
+    title = f"quiet {uuid.uuid4().hex[:8]}"
+    check_recoup_200(recoup_patch(w.address, recoup_world, title, rid), db, recoup_world, title,
+                     rid)
+    time.sleep(0.3)  # the line, were it written, follows the response at once
+    assert w.terminate() == 0, w.describe()
+    text = w.log()
+    assert "access" not in text and rid not in text, text
+    assert " info: " not in text, text
+
+
+def test_log_level_debug_keeps_access_line(spawn, short_dir, db, recoup_world):
+    sock_path = short_dir / "dbg.sock"
+    w = spawn(["--listen", str(sock_path), "--workers", "1", "--log-level", "debug"],
+              address=str(sock_path))
+    w.wait_serving()
+    rid = new_rid()
+    title = f"debug {uuid.uuid4().hex[:8]}"
+    check_recoup_200(recoup_patch(w.address, recoup_world, title, rid), db, recoup_world, title,
+                     rid)
+    lines, text = wait_access_line(w, rid)
+    assert len(lines) == 1, text
+    check_access_line(lines[0], rid, "PATCH", "recoup", 200)
+
+
+def test_log_level_bogus_exits_2(stack, short_dir):
+    sock_path = short_dir / "never.sock"
+    proc = subprocess.run(
+        [chatpatch_bin(stack), "--listen", str(sock_path), "--log-level", "bogus"],
+        env=worker_env(stack), stdin=subprocess.DEVNULL, capture_output=True, timeout=15,
+        start_new_session=True,
+    )
+    err = proc.stderr.decode(errors="replace")
+    assert proc.returncode == 2, f"exit {proc.returncode}: {err}"
+    assert "log-level" in err, err
+    assert not sock_path.exists(), "started listening despite a bad option"
+
+
+def test_pool_access_line_through_nginx(stack, http, db, recoup_world):
+    """The shared stack's pool (behind nginx) logs the same line to
+    $STACK_DIR/log/chatpatch.log, with nginx's $request_id as rid."""
+    title = f"via nginx {uuid.uuid4().hex[:8]}"
+    resp = http.patch(recoup_world.path, json={"title": title},
+                      headers={"x-api-key": recoup_world.key})
+    assert resp.status_code == 200, resp.text
+    rid = resp.headers["x-request-id"]
+    lines, text = wait_access_line(Path(stack["STACK_DIR"]) / "log" / "chatpatch.log", rid)
+    assert len(lines) == 1, f"{rid}: {lines}"
+    m = check_access_line(lines[0], rid, "PATCH", "recoup", 200)
+    assert int(m["pid"]) != pool_parent_pid(stack), lines[0]
+    assert recoup_world.key not in text and title not in text
+
+
+# ---- 7. --help and bad options -----------------------------------------------------------------
+
+
+def test_help_exits_0_with_usage(stack):
+    proc = subprocess.run([chatpatch_bin(stack), "--help"], env=worker_env(stack),
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=15)
+    out = proc.stdout.decode(errors="replace")
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert out.startswith(USAGE_START), out
+    for opt in OPTIONS_IN_USAGE:
+        assert opt in out, f"{opt} missing from the usage:\n{out}"
+    assert "DATABASE_URL" in out, out
+    assert not SANITIZER_RE.search(proc.stderr.decode(errors="replace"))
+
+
+@pytest.mark.parametrize("args", [
+    ["--bogus"],
+    ["-x"],
+    ["--listen"],  # its argument missing
+    ["stray-argument"],
+    ["--workers", "0"],
+    ["--workers", "many"],
+    ["--workers", "100000"],
+    ["--socket-mode", "0999"],
+    ["--max-body", "0"],
+    ["--statement-timeout", "-5"],
+], ids=lambda a: " ".join(a))
+def test_bad_usage_exits_2(stack, short_dir, args):
+    proc = subprocess.run([chatpatch_bin(stack), *args], env=worker_env(stack),
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=15,
+                          cwd=short_dir, start_new_session=True)
+    err = proc.stderr.decode(errors="replace")
+    assert proc.returncode == 2, f"{args}: exit {proc.returncode}; stderr {err!r}"
+    assert proc.stdout == b"", proc.stdout[:300]
+    assert err.strip(), "no word on stderr"
+    assert not SANITIZER_RE.search(err), err
