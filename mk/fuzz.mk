@@ -44,5 +44,6 @@ test-fuzz-short: fuzz-build
 build/fuzz/obj/%.o: cgi/%.c $(HDR) | build/fuzz/obj/
 	$(FUZZ_CC) $(WARN) -O1 -g $(FUZZ_SANITIZE) $(CPPFLAGS) -c $< -o $@
 
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ) $(HDR) | build/fuzz/
+# tests/fuzz/fuzz_common.h: what the targets share (CHECK(), the entry point).
+build/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_common.h $(FUZZ_OBJ) $(HDR) | build/fuzz/
 	$(FUZZ_CC) $(WARN) -O1 -g $(FUZZ_SANITIZE) $(CPPFLAGS) $< $(FUZZ_OBJ) -o $@ $(LDLIBS)

@@ -19,27 +19,14 @@
 #include "response.h"
 #include "schema.h"
 
+#define FUZZ_TARGET "fuzz_body"
+#include "fuzz_common.h"
+
 #include <json-c/json.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-extern const struct api_profile api_recoup, api_neptun, api_leanmcp;
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf(stderr, "fuzz_body: invariant broken at %s:%d: %s\n", __FILE__,    \
-                    __LINE__, #cond);                                                  \
-            abort();                                                                   \
-        }                                                                              \
-    } while (0)
-
-static const struct api_profile *const profiles[] = {&api_recoup, &api_neptun,
-                                                     &api_leanmcp};
 
 /* Every field key of the three profiles, plus keys no profile has. */
 static const char *const member_keys[] = {"title",   "modelId",         "name",
@@ -198,8 +185,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(body != NULL);
     memcpy(body, data, size);
     body[size] = '\0';
-    for (size_t i = 0; i < sizeof profiles / sizeof profiles[0]; i++)
-        check_profile(profiles[i], body, size, valid, object);
+    for (const struct api_profile *const *api = api_profiles; *api; api++)
+        check_profile(*api, body, size, valid, object);
     free(body);
     return 0;
 }

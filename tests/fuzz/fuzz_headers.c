@@ -19,27 +19,14 @@
 #include "engine.h"
 #include "request.h"
 
+#define FUZZ_TARGET "fuzz_headers"
+#include "fuzz_common.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-extern const struct api_profile api_recoup, api_neptun, api_leanmcp;
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf(stderr, "fuzz_headers: invariant broken at %s:%d: %s\n", __FILE__, \
-                    __LINE__, #cond);                                                  \
-            abort();                                                                   \
-        }                                                                              \
-    } while (0)
-
-static const struct api_profile *const profiles[] = {&api_recoup, &api_neptun,
-                                                     &api_leanmcp};
 
 static bool is_blank(char c)
 {
@@ -216,8 +203,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .authorization = (char *)(absent & 2 ? NULL : header),
         .cookie = (char *)(absent & 4 ? NULL : header),
     };
-    for (size_t i = 0; i < sizeof profiles / sizeof profiles[0]; i++)
-        check_take(profiles[i], &req);
+    for (const struct api_profile *const *api = api_profiles; *api; api++)
+        check_take(*api, &req);
     free(buf);
     return 0;
 }

@@ -13,21 +13,13 @@
 #include "api.h"
 #include "route.h"
 
+#define FUZZ_TARGET "fuzz_route"
+#include "fuzz_common.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            fprintf(stderr, "fuzz_route: invariant broken at %s:%d: %s\n", __FILE__,     \
-                    __LINE__, #cond);                                                    \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
 
 #define REF_MAX_SEGMENTS 64
 

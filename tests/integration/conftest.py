@@ -8,10 +8,16 @@ depend on each other or on their order.
 
 Helpers other test files import (`from conftest import ...`):
   assert_json_response  status, exact JSON body and the common headers
+  assert_json_headers   the common headers alone
   run_cgi               one request through the worker in CGI mode
   pg_log_window         statements the worker ran between two log markers
+  non_postgres_logs     the worker's and nginx's logs, to search for secrets
+  fetch_one, fetch_all  query results as dicts
   fetch_recoup_chat     a recoup.chats row as a dict
   child_pids            children of a process (the worker pool)
+  make_stack_dir, stack_env, run_stack, remove_stack_dir
+                        the steps of a stack of one's own (test_faults.py)
+Tables and helpers without fixtures are in helpers.py.
 """
 
 import contextlib
@@ -98,33 +104,54 @@ def _stack_logs(stack_dir):
     ) or f"<no logs under {log}>"
 
 
-@pytest.fixture(scope="session")
-def stack():
-    """The running stack: stack.env as a dict (BASE_URL, DATABASE_URL, ...)."""
-    if not STACK_SH.exists():
-        pytest.fail(f"{STACK_SH} does not exist")
-    stack_dir = tempfile.mkdtemp(prefix="chatpatch-test-")
+def make_stack_dir(prefix):
+    """A fresh temp folder for a stack's STACK_DIR."""
+    stack_dir = tempfile.mkdtemp(prefix=prefix)
     # PostgreSQL runs as the postgres user and must be able to enter the dir.
     os.chmod(stack_dir, 0o755)
+    return stack_dir
+
+
+def stack_env(stack_dir, workers, **extra):
+    """The environment for stack.sh: ours, plus the stack's folder, free ports,
+    `workers`, the binary under test, our PostgreSQL settings and `extra`."""
     env = dict(os.environ)
     env.update(
         STACK_DIR=stack_dir,
         PORT=str(_free_port()),
         PGPORT=str(_free_port()),
-        WORKERS=str(WORKERS),
+        WORKERS=str(workers),
         CHATPATCH_BIN=os.environ.get("CHATPATCH_BIN", str(DEFAULT_BIN)),
         PG_EXTRA_CONF=PG_EXTRA_CONF,
+        **extra,
     )
+    return env
+
+
+def run_stack(cmd, env, timeout):
+    """scripts/stack.sh `cmd` (up, down) with `env`; the CompletedProcess (text)."""
+    return subprocess.run(["bash", str(STACK_SH), cmd], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def remove_stack_dir(stack_dir):
+    """Removes a stopped stack's folder, unless CHATPATCH_KEEP_STACK is set."""
+    if os.environ.get("CHATPATCH_KEEP_STACK"):
+        print(f"\nkeeping {stack_dir}")
+    else:
+        shutil.rmtree(stack_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """The running stack: stack.env as a dict (BASE_URL, DATABASE_URL, ...)."""
+    if not STACK_SH.exists():
+        pytest.fail(f"{STACK_SH} does not exist")
+    stack_dir = make_stack_dir("chatpatch-test-")
+    env = stack_env(stack_dir, WORKERS)
     started = False
     try:
-        up = subprocess.run(
-            ["bash", str(STACK_SH), "up"],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        up = run_stack("up", env, 300)
         env_file = Path(stack_dir) / "stack.env"
         if up.returncode != 0 or not env_file.exists():
             pytest.fail(
@@ -150,19 +177,9 @@ def stack():
         started = True
         yield values
     finally:
-        down = subprocess.run(
-            ["bash", str(STACK_SH), "down"],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        down = run_stack("down", env, 120)
         reports = sanitizer_reports(Path(stack_dir) / "log" / "chatpatch.log")
-        if os.environ.get("CHATPATCH_KEEP_STACK"):
-            print(f"\nkeeping {stack_dir}")
-        else:
-            shutil.rmtree(stack_dir, ignore_errors=True)
+        remove_stack_dir(stack_dir)
         if started and down.returncode != 0:
             pytest.fail(f"stack.sh down failed ({down.returncode}): {down.stderr[-2000:]}")
         if started and reports:
@@ -225,11 +242,7 @@ def assert_json_response(resp, status, body, *, request_id=True):
         f"{resp.request.method} {resp.request.url.raw_path.decode()}: "
         f"status {resp.status_code} != {status}; body {resp.content[:500]!r}"
     )
-    assert resp.headers.get_list("content-type") == ["application/json; charset=utf-8"], resp.headers
-    assert resp.headers.get_list("cache-control") == ["no-store"], resp.headers
-    if request_id:
-        ids = resp.headers.get_list("x-request-id")
-        assert len(ids) == 1 and REQUEST_ID_RE.match(ids[0]), f"X-Request-Id: {ids}"
+    assert_json_headers(resp, request_id=request_id)
     try:
         got = json.loads(resp.content)
     except ValueError:
@@ -238,13 +251,21 @@ def assert_json_response(resp, status, body, *, request_id=True):
     return got
 
 
+def assert_json_headers(resp, request_id=True):
+    """The headers every JSON answer carries: exactly one Content-Type
+    (application/json; charset=utf-8), Cache-Control: no-store and, unless
+    request_id is false, exactly one X-Request-Id of 32 hex digits."""
+    assert resp.headers.get_list("content-type") == ["application/json; charset=utf-8"], resp.headers
+    assert resp.headers.get_list("cache-control") == ["no-store"], resp.headers
+    if request_id:
+        ids = resp.headers.get_list("x-request-id")
+        assert len(ids) == 1 and REQUEST_ID_RE.match(ids[0]), f"X-Request-Id: {ids}"
+
+
 def assert_json_shape(resp, status):
     """Status, common headers, and a JSON object body whose content is unspecified."""
     assert resp.status_code == status, f"status {resp.status_code} != {status}; {resp.content[:500]!r}"
-    assert resp.headers.get_list("content-type") == ["application/json; charset=utf-8"], resp.headers
-    assert resp.headers.get_list("cache-control") == ["no-store"], resp.headers
-    ids = resp.headers.get_list("x-request-id")
-    assert len(ids) == 1 and REQUEST_ID_RE.match(ids[0]), f"X-Request-Id: {ids}"
+    assert_json_headers(resp)
     got = json.loads(resp.content)
     assert isinstance(got, dict), got
     return got
@@ -329,6 +350,22 @@ def postgres_log(stack):
     return Path(stack["STACK_DIR"]) / "log" / "postgres.log"
 
 
+def non_postgres_logs(stack):
+    """(name, bytes) of every log of the stack but postgres.log: the worker's and nginx's."""
+    log_dir = os.path.join(stack["STACK_DIR"], "log")
+    for name in os.listdir(log_dir):
+        if name == "postgres.log":
+            continue
+        with open(os.path.join(log_dir, name), "rb") as f:
+            yield name, f.read()
+
+
+def worker_log_lines_with(stack, text):
+    """The postgres.log lines of the worker's backends (app=chatpatch) that hold `text`."""
+    log = postgres_log(stack).read_text(errors="replace")
+    return [line for line in log.splitlines() if " app=chatpatch " in line and text in line]
+
+
 def count_statements(stack, begin_marker, end_marker, app="chatpatch"):
     """Statements (simple `statement:` or extended `execute`) logged by backends
     whose application_name is `app` between the two marker statements.
@@ -401,14 +438,29 @@ def pool_parent_pid(stack):
     return int(Path(stack["CHATPATCH_PIDFILE"]).read_text().split()[0])
 
 
+# ---- rows ----------------------------------------------------------------------------------
+
+
+def fetch_one(db, query, params=()):
+    """The first row of `query` as a dict, or None."""
+    with db.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, params)
+        return cur.fetchone()
+
+
+def fetch_all(db, query, params=()):
+    """Every row of `query`, as dicts."""
+    with db.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, params)
+        return cur.fetchall()
+
+
 # ---- Recoup data ------------------------------------------------------------------------
 
 
 def fetch_recoup_chat(db, chat_id):
     """The recoup.chats row `chat_id` with every column, as a dict; None if absent."""
-    with db.cursor(row_factory=dict_row) as cur:
-        cur.execute("SELECT * FROM recoup.chats WHERE id = %s", (chat_id,))
-        return cur.fetchone()
+    return fetch_one(db, "SELECT * FROM recoup.chats WHERE id = %s", (chat_id,))
 
 
 def _uid(prefix):
@@ -471,9 +523,7 @@ class RecoupWorld:
 
     def snapshot(self, db):
         """Every chat row of this world, to compare before/after a request."""
-        with db.cursor(row_factory=dict_row) as cur:
-            cur.execute("SELECT * FROM recoup.chats WHERE id = ANY(%s) ORDER BY id", (self.chat_ids,))
-            return cur.fetchall()
+        return fetch_all(db, "SELECT * FROM recoup.chats WHERE id = ANY(%s) ORDER BY id", (self.chat_ids,))
 
     def new_chat(self, db, session_id=None, **columns):
         chat_id = recoup_new_chat(db, session_id or self.session_id, **columns)

@@ -34,14 +34,16 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pytest
-from psycopg.rows import dict_row
 
 from conftest import (
     REQUEST_ID_RE,
+    fetch_one,
     recoup_new_account,
     recoup_new_chat,
     recoup_new_session,
 )
+from helpers import leanmcp_error, neptun_error
+from helpers import recoup_error as recoup  # Recoup's error shape
 
 # ---- expected bodies ------------------------------------------------------------------
 
@@ -57,23 +59,14 @@ REASON = {
 }
 
 
-def recoup(message):
-    """Recoup's error shape."""
-    return {"status": "error", "error": message}
-
-
 def neptun(status, message=None, issue=None):
-    """Neptun's h3 error shape; `issue` is (code, message) of the one zod issue."""
-    body = {"statusCode": status, "statusMessage": message or REASON[status]}
-    if issue:
-        body["data"] = {"issues": [{"code": issue[0], "message": issue[1], "path": ["name"]}]}
-    return body
+    """Neptun's error shape, the reason phrase unless `message` is given."""
+    return neptun_error(status, message or REASON[status], issue)
 
 
 def leanmcp(status, message=None):
-    """LeanMCP's NestJS error shape; `message` may be a list of strings."""
-    return {"statusCode": status, "message": REASON[status] if message is None else message,
-            "error": REASON[status]}
+    """LeanMCP's error shape, the reason phrase unless `message` is given."""
+    return leanmcp_error(status, REASON[status] if message is None else message, REASON[status])
 
 
 def generic(status):
@@ -455,11 +448,9 @@ class World:
     def snapshot(self, db):
         """Every column of the three target rows."""
         rows = {}
-        with db.cursor(row_factory=dict_row) as cur:
-            for api, key in self.keys().items():
-                cur.execute(f"SELECT * FROM {TABLE[api]} WHERE id = %s", (key,))
-                rows[api] = cur.fetchone()
-                assert rows[api] is not None, f"{api} row {key} missing"
+        for api, key in self.keys().items():
+            rows[api] = fetch_one(db, f"SELECT * FROM {TABLE[api]} WHERE id = %s", (key,))
+            assert rows[api] is not None, f"{api} row {key} missing"
         return rows
 
 

@@ -20,16 +20,13 @@ import copy
 import json
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -39,23 +36,23 @@ import pytest
 from psycopg.rows import dict_row
 
 from conftest import (
-    DEFAULT_BIN,
-    PG_EXTRA_CONF,
-    REPO,
-    STACK_SH,
     TIMESTAMP_RE,
-    _free_port,
     _parse_stack_env,
     _stack_logs,
     assert_json_response,
     child_pids,
+    make_stack_dir,
     pool_parent_pid,
     recoup_new_account,
     recoup_new_chat,
     recoup_new_session,
     recoup_path,
+    remove_stack_dir,
+    run_stack,
     sanitizer_reports,
+    stack_env,
 )
+from helpers import api_ts, leanmcp_error, neptun_error, recoup_error
 
 FAULT_WORKERS = 2
 STATEMENT_TIMEOUT_S = 2.0
@@ -68,9 +65,9 @@ APP_NAME = "chatpatch-fault-tests"  # never 'chatpatch': we kill those backends
 
 # The worker's own 503, in each API's shape (SPEC sections 1-5).
 WORKER_503 = {
-    "recoup": {"status": "error", "error": "Service Unavailable"},
-    "neptun": {"statusCode": 503, "statusMessage": "Service Unavailable"},
-    "leanmcp": {"statusCode": 503, "message": "Service Unavailable", "error": "Service Unavailable"},
+    "recoup": recoup_error("Service Unavailable"),
+    "neptun": neptun_error(503, "Service Unavailable"),
+    "leanmcp": leanmcp_error(503, "Service Unavailable", "Service Unavailable"),
     "healthz": {"status": "unavailable"},
 }
 # nginx's own 503 when no worker answers (connect refused, reset, timeout):
@@ -83,11 +80,6 @@ API_KINDS = ("recoup", "neptun", "leanmcp")
 
 
 # ---- the module's own stack ---------------------------------------------------------
-
-
-def _run_stack(cmd, env, timeout):
-    return subprocess.run(["bash", str(STACK_SH), cmd], env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def _alive(pid):
@@ -123,22 +115,13 @@ def _stack_pids(stack_dir):
 @pytest.fixture(scope="module")
 def stack():
     """This module's own stack: stack.env as a dict, plus _ENV (the knobs)."""
-    stack_dir = tempfile.mkdtemp(prefix="chatpatch-faults-")
-    os.chmod(stack_dir, 0o755)  # PostgreSQL (user postgres) must enter it
-    env = dict(os.environ)
-    env.update(
-        STACK_DIR=stack_dir,
-        PORT=str(_free_port()),
-        PGPORT=str(_free_port()),
-        WORKERS=str(FAULT_WORKERS),
-        CHATPATCH_BIN=os.environ.get("CHATPATCH_BIN", str(DEFAULT_BIN)),
-        CHATPATCH_ARGS=f"--statement-timeout {int(STATEMENT_TIMEOUT_S * 1000)}",
-        PG_EXTRA_CONF=PG_EXTRA_CONF,
-    )
+    stack_dir = make_stack_dir("chatpatch-faults-")
+    env = stack_env(stack_dir, FAULT_WORKERS,
+                    CHATPATCH_ARGS=f"--statement-timeout {int(STATEMENT_TIMEOUT_S * 1000)}")
     env.pop("MAX_BODY", None)
     started = False
     try:
-        up = _run_stack("up", env, 300)
+        up = run_stack("up", env, 300)
         env_file = Path(stack_dir) / "stack.env"
         if up.returncode != 0 or not env_file.exists():
             pytest.fail(f"stack.sh up failed (exit {up.returncode})\n{up.stderr[-4000:]}\n"
@@ -150,7 +133,7 @@ def stack():
         yield values
     finally:
         before_down = _stack_pids(stack_dir)
-        down = _run_stack("down", env, 120)
+        down = run_stack("down", env, 120)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(_alive(p) for p in before_down):
             time.sleep(0.1)
@@ -162,10 +145,7 @@ def stack():
                 pass
         reports = sanitizer_reports(Path(stack_dir) / "log" / "chatpatch.log")
         logs = _stack_logs(stack_dir) if (down.returncode or leftover or reports) else ""
-        if os.environ.get("CHATPATCH_KEEP_STACK"):
-            print(f"\nkeeping {stack_dir}")
-        else:
-            shutil.rmtree(stack_dir, ignore_errors=True)
+        remove_stack_dir(stack_dir)
         if started and down.returncode != 0:
             pytest.fail(f"stack.sh down failed ({down.returncode}): {down.stderr[-2000:]}\n{logs}")
         if started and leftover:
@@ -202,7 +182,7 @@ def stack_up(stack):
     earlier failed test may have left PostgreSQL or the pool stopped)."""
     parent = _pidfile_pid(stack["CHATPATCH_PIDFILE"])
     if healthz_status(stack) != 200 or not parent or not _alive(parent):
-        up = _run_stack("up", stack["_ENV"], 300)
+        up = run_stack("up", stack["_ENV"], 300)
         assert up.returncode == 0, f"stack.sh up failed:\n{up.stderr[-4000:]}"
     assert wait_for(lambda: len(pool_children(stack)) == FAULT_WORKERS, 10), \
         f"pool has children {pool_children(stack)}, not {FAULT_WORKERS}"
@@ -301,23 +281,6 @@ def raw_request(port, method, path, headers=(), body=b"", timeout=20.0):
 
 
 # ---- targets: one chat of one API (or /healthz) with what its answers must be --------------
-
-
-def fmt_ts(dt, rounding=False):
-    dt = dt.astimezone(timezone.utc)
-    if rounding:
-        dt = dt + timedelta(microseconds=500)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
-def api_ts(got, dt):
-    """The API string for timestamp `dt`: milliseconds truncated, or rounded
-    (the contract does not say which); None stays None."""
-    if dt is None:
-        return None
-    if got in (fmt_ts(dt), fmt_ts(dt, True)):
-        return got
-    return fmt_ts(dt)
 
 
 @dataclass

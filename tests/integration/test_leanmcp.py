@@ -17,14 +17,32 @@ import shlex
 import subprocess
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta, timezone
 from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
-from psycopg.rows import dict_row
 
-from conftest import TIMESTAMP_RE, REQUEST_ID_RE, assert_json_response, assert_json_shape, json_body
+from conftest import (
+    TIMESTAMP_RE,
+    _uid,
+    assert_json_headers,
+    assert_json_response,
+    assert_json_shape,
+    fetch_all,
+    fetch_one,
+    json_body,
+)
+from helpers import (
+    ES_WHITESPACE,
+    JSON_MEDIA_TYPES,
+    NON_JSON_MEDIA_TYPES,
+    NON_STRING_JSON,
+    api_ts,
+    assert_updated_now,
+    empty_id,
+    leanmcp_error,
+    send,
+)
 
 UNAUTHORIZED = (401, "Unauthorized", "Unauthorized")
 FORBIDDEN = (403, "Forbidden resource", "Forbidden")
@@ -40,13 +58,6 @@ ERROR_KEYS = ["statusCode", "message", "error"]
 
 VALID = {"title": "Renamed"}
 DEFAULT = object()  # "the world's chat-scoped key as Bearer"
-
-# The ECMAScript String.prototype.trim set (SPEC: Trim).
-ES_WHITESPACE = (
-    "\t\n\v\f\r \u00a0\u1680"
-    + "".join(chr(c) for c in range(0x2000, 0x200B))
-    + "\u2028\u2029\u202f\u205f\u3000\ufeff"
-)
 
 DEMO_KEY = "demo-leanmcp-key"
 DEMO_CHAT = "c1a83d84-7154-464c-bd19-a9f10e0a067f"
@@ -67,19 +78,11 @@ def raw_keys(text):
     return [k for k, _ in pairs]
 
 
-def nest_err(status, message, reason):
-    return {"statusCode": status, "message": message, "error": reason}
-
-
 def schema_err(*messages):
-    return nest_err(400, list(messages), "Bad Request")
+    return leanmcp_error(400, list(messages), "Bad Request")
 
 
 # ---- data -------------------------------------------------------------------------------
-
-
-def _uid(prefix):
-    return f"{prefix}_{uuid.uuid4().hex}"
 
 
 def new_user(db):
@@ -117,9 +120,7 @@ SELECT_CHAT = "SELECT *, id::text AS id_text, metadata::text AS metadata_text FR
 
 def fetch_chat(db, chat_id):
     """Every column of a chat (plus id_text and metadata_text), or None."""
-    with db.cursor(row_factory=dict_row) as cur:
-        cur.execute(SELECT_CHAT + " WHERE id = %s::uuid", (chat_id,))
-        return cur.fetchone()
+    return fetch_one(db, SELECT_CHAT + " WHERE id = %s::uuid", (chat_id,))
 
 
 @dataclass
@@ -149,9 +150,7 @@ class LeanWorld:
         return {"authorization": f"Bearer {key or self.key}"}
 
     def snapshot(self, db):
-        with db.cursor(row_factory=dict_row) as cur:
-            cur.execute(SELECT_CHAT + " WHERE id::text = ANY(%s) ORDER BY id", (self.chat_ids,))
-            rows = cur.fetchall()
+        rows = fetch_all(db, SELECT_CHAT + " WHERE id::text = ANY(%s) ORDER BY id", (self.chat_ids,))
         assert len(rows) == len(self.chat_ids)
         return rows
 
@@ -215,13 +214,6 @@ def w(leanmcp_world):
 # ---- requests ------------------------------------------------------------------------------
 
 
-def send(http, path, body=VALID, headers=None, content_type="application/json", method="PATCH",
-         ensure_ascii=True):
-    h = {} if content_type is None else {"content-type": content_type}
-    h.update(headers or {})
-    return http.request(method, path, content=json_body(body, ensure_ascii), headers=h)
-
-
 def raw_send(base_url, method, path, headers, body):
     """A request through http.client, which (unlike httpx) sends header values as
     given (e.g. with trailing spaces); returned as an httpx.Response."""
@@ -241,17 +233,10 @@ def raw_send(base_url, method, path, headers, body):
         conn.close()
 
 
-def check_headers(resp):
-    assert resp.headers.get_list("content-type") == ["application/json; charset=utf-8"], resp.headers
-    assert resp.headers.get_list("cache-control") == ["no-store"], resp.headers
-    ids = resp.headers.get_list("x-request-id")
-    assert len(ids) == 1 and REQUEST_ID_RE.match(ids[0]), f"X-Request-Id: {ids}"
-
-
 def assert_error(resp, expected):
     """Status, headers, the exact NestJS body and its key order."""
     status, message, reason = expected
-    assert_json_response(resp, status, nest_err(status, message, reason))
+    assert_json_response(resp, status, leanmcp_error(status, message, reason))
     assert raw_keys(resp.content) == ERROR_KEYS, resp.content
 
 
@@ -270,21 +255,6 @@ def check_error(http, db, w, expected, body=VALID, headers=DEFAULT, path=None,
         assert_error(resp, expected)
     assert w.snapshot(db) == before, "a failed request changed a chat"
     return resp
-
-
-def fmt_ts(dt, rounding):
-    dt = dt.astimezone(timezone.utc)
-    if rounding:
-        dt = dt + timedelta(microseconds=500)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
-def api_ts(got, dt):
-    """The API string for `dt` to the millisecond (truncated; rounded is tolerated
-    since the contract does not say which)."""
-    if isinstance(got, str) and TIMESTAMP_RE.match(got) and got in (fmt_ts(dt, False), fmt_ts(dt, True)):
-        return got
-    return fmt_ts(dt, False)
 
 
 def expected_chat(got, row):
@@ -308,7 +278,7 @@ def expected_chat(got, row):
 def assert_chat_response(resp, row):
     """200, headers, raw key order, and the body equal to the row (numbers exact)."""
     assert resp.status_code == 200, f"status {resp.status_code}: {resp.content[:500]!r}"
-    check_headers(resp)
+    assert_json_headers(resp)
     assert raw_keys(resp.content) == CHAT_KEYS, f"key order {raw_keys(resp.content)}"
     got = exact(resp.content)
     for k in ("createdAt", "updatedAt"):
@@ -348,9 +318,7 @@ def check_success(http, db, w, body, chat_id=None, headers=DEFAULT, path=None,
             assert got[name] == value
     if touched:
         expected_row["updated_at"] = after["updated_at"]
-        assert after["updated_at"] > before["updated_at"]
-        now = db.execute("SELECT now() AS n").fetchone()["n"]
-        assert abs(now - after["updated_at"]) < timedelta(minutes=1)
+        assert_updated_now(db, before, after)
     assert after == expected_row
     assert [r for r in w.snapshot(db) if r["id_text"] != chat_id] == others
     return resp
@@ -444,11 +412,7 @@ def test_query_string_ignored(http, db, w):
     check_success(http, db, w, {"title": "q"}, path=w.path + "?title=ignored&id=x", title="q")
 
 
-@pytest.mark.parametrize(
-    "content_type",
-    ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON",
-     "Application/Json;Charset=UTF-8", "application/merge-patch+json", "application/vnd.api+json"],
-)
+@pytest.mark.parametrize("content_type", JSON_MEDIA_TYPES)
 def test_json_content_types_accepted(http, db, w, content_type):
     check_success(http, db, w, {"title": content_type}, content_type=content_type, title=content_type)
 
@@ -757,11 +721,7 @@ def test_order_auth_before_id_and_body_401(http, db, w, headers):
 # ---- body: media type and size ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "content_type",
-    ["text/plain", None, "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
-     "text/json", "application/jsonx", "application/json-patch", "json"],
-)
+@pytest.mark.parametrize("content_type", NON_JSON_MEDIA_TYPES)
 def test_non_json_content_type_415(http, db, w, content_type):
     check_error(http, db, w, {"statusCode": 415, "message": "Unsupported Media Type",
                               "error": "Unsupported Media Type"}, content_type=content_type)
@@ -856,16 +816,8 @@ def test_order_bad_json_before_missing_chat_400(http, db, w):
 
 # ---- body: schema (row 5) -------------------------------------------------------------------------
 
-WRONG_TYPES = {
-    "zero": "0",
-    "float": "1.5",
-    "true": "true",
-    "false": "false",
-    "empty-array": "[]",
-    "array": '["x"]',
-    "empty-object": "{}",
-    "object": '{"a":"x"}',
-}
+WRONG_TYPES = {k: text for k, (text, _) in NON_STRING_JSON.items()
+               if k not in ("null", "integer", "exponent")}
 
 
 @pytest.mark.parametrize("value", list(WRONG_TYPES.values()) + ["null"],
@@ -884,23 +836,19 @@ def test_nullable_field_must_be_a_string(http, db, w, name, value):
 EMPTY_VALUES = ["", " ", "   ", "\u00a0", " \u00a0 ", "\ufeff", "\u3000", ES_WHITESPACE] + list(ES_WHITESPACE)
 
 
-def _empty_id(v):
-    return "+".join(f"U{ord(c):04X}" for c in v) or "empty"
-
-
-@pytest.mark.parametrize("value", EMPTY_VALUES, ids=_empty_id)
+@pytest.mark.parametrize("value", EMPTY_VALUES, ids=empty_id)
 def test_title_should_not_be_empty(http, db, w, value):
     check_error(http, db, w, schema_err("title should not be empty"), body={"title": value})
 
 
-@pytest.mark.parametrize("value", ["\u00a0", "\u2028", "\ufeff", "\u3000"], ids=_empty_id)
+@pytest.mark.parametrize("value", ["\u00a0", "\u2028", "\ufeff", "\u3000"], ids=empty_id)
 def test_title_should_not_be_empty_raw_utf8(http, db, w, value):
     check_error(http, db, w, schema_err("title should not be empty"), body={"title": f" {value} "},
                 ensure_ascii=False)
 
 
 @pytest.mark.parametrize("name", ["modelUsed", "systemMessageId"])
-@pytest.mark.parametrize("value", ["", "  ", "\u00a0", "\t\n", ES_WHITESPACE], ids=_empty_id)
+@pytest.mark.parametrize("value", ["", "  ", "\u00a0", "\t\n", ES_WHITESPACE], ids=empty_id)
 def test_field_should_not_be_empty(http, db, w, name, value):
     check_error(http, db, w, schema_err(f"{name} should not be empty"), body={name: value})
 

@@ -11,7 +11,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -19,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import REPO, _free_port
+
 psycopg = pytest.importorskip("psycopg")
 
-REPO = Path(__file__).resolve().parents[2]
 SQL_DIR = REPO / "sql"
 MIGRATE = REPO / "scripts" / "migrate.sh"
 DEMO = SQL_DIR / "demo.sql"
@@ -43,12 +43,6 @@ def _pg_bindir():
         key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0,
     )
     return os.path.dirname(found[-1]) if found else None
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _sha256_file(path):

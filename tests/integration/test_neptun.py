@@ -12,16 +12,14 @@ base URL pointed at the test stack; so is its curl example.
 
 import asyncio
 import json
-import os
 import random
 import subprocess
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from psycopg.rows import dict_row
 from pydantic import BaseModel
 
 from conftest import (
@@ -29,9 +27,24 @@ from conftest import (
     TIMESTAMP_RE,
     assert_json_response,
     assert_json_shape,
-    json_body,
+    fetch_all,
+    fetch_one,
+    non_postgres_logs,
     pg_log_window,
+    worker_log_lines_with,
 )
+from helpers import (
+    ES_WHITESPACE,
+    JSON_MEDIA_TYPES,
+    NON_JSON_MEDIA_TYPES,
+    NON_STRING_JSON,
+    api_ts,
+    assert_updated_now,
+    empty_id,
+    fmt_ts,
+    neptun_error,
+)
+from helpers import send as send_json
 
 UNAUTHORIZED = "Unauthorized"
 INVALID_PARAMS = "Bad Request. Invalid params."
@@ -49,13 +62,6 @@ VALID = {"name": "Renamed"}
 DEFAULT = object()  # "use the world's own session cookie"
 CHAT_KEYS = ["id", "neptun_user_id", "name", "model", "created_at", "updated_at"]
 
-# The ECMAScript String.prototype.trim set (SPEC: Trim).
-ES_WHITESPACE = (
-    "\t\n\v\f\r \u00a0\u1680"
-    + "".join(chr(c) for c in range(0x2000, 0x200B))
-    + "\u2028\u2029\u202f\u205f\u3000\ufeff"
-)
-
 _rng = random.SystemRandom()
 
 
@@ -68,9 +74,7 @@ def _random_id():
 
 
 def fetch_chat(db, chat_id):
-    with db.cursor(row_factory=dict_row) as cur:
-        cur.execute("SELECT * FROM neptun.chat_conversations WHERE id = %s", (chat_id,))
-        return cur.fetchone()
+    return fetch_one(db, "SELECT * FROM neptun.chat_conversations WHERE id = %s", (chat_id,))
 
 
 def neptun_path(user_id, chat_id):
@@ -102,12 +106,11 @@ class NeptunWorld:
 
     def snapshot(self, db):
         """Every chat row of this world's users, every column."""
-        with db.cursor(row_factory=dict_row) as cur:
-            cur.execute(
-                "SELECT * FROM neptun.chat_conversations WHERE neptun_user_id = ANY(%s) ORDER BY id",
-                (self.user_ids,),
-            )
-            return cur.fetchall()
+        return fetch_all(
+            db,
+            "SELECT * FROM neptun.chat_conversations WHERE neptun_user_id = ANY(%s) ORDER BY id",
+            (self.user_ids,),
+        )
 
 
 class NeptunFactory:
@@ -199,19 +202,9 @@ def neptun(neptun_factory):
 def send(http, path, body=VALID, cookie=None, headers=None, content_type="application/json",
          method="PATCH", ensure_ascii=True):
     """`cookie` is the whole Cookie header value (None: no Cookie header)."""
-    h = {} if content_type is None else {"content-type": content_type}
     if cookie is not None:
-        h["cookie"] = cookie
-    h.update(headers or {})
-    return http.request(method, path, content=json_body(body, ensure_ascii), headers=h)
-
-
-def h3(status, message, issue=None):
-    body = {"statusCode": status, "statusMessage": message}
-    if issue is not None:
-        code, text = issue
-        body["data"] = {"issues": [{"code": code, "message": text, "path": ["name"]}]}
-    return body
+        headers = {"cookie": cookie, **(headers or {})}
+    return send_json(http, path, body, headers, content_type, method, ensure_ascii)
 
 
 def check_error(http, db, w, status, message, body=VALID, cookie=DEFAULT, path=None,
@@ -221,27 +214,11 @@ def check_error(http, db, w, status, message, body=VALID, cookie=DEFAULT, path=N
         cookie = w.cookie_header
     before = w.snapshot(db)
     resp = send(http, path or w.path, body, cookie, headers, content_type, ensure_ascii=ensure_ascii)
-    got = assert_json_response(resp, status, h3(status, message, issue))
+    got = assert_json_response(resp, status, neptun_error(status, message, issue))
     if issue is None:
         assert "data" not in got
     assert w.snapshot(db) == before, "a failed request changed a row"
     return resp
-
-
-def fmt_ts(dt, rounding):
-    """A timestamptz as the API writes it, milliseconds truncated or rounded."""
-    dt = dt.astimezone(timezone.utc)
-    if rounding:
-        dt = dt + timedelta(microseconds=500)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
-def api_ts(got, dt):
-    """The expected API string for `dt`: JS truncates to milliseconds; rounding
-    is tolerated since the contract does not say which."""
-    if isinstance(got, str) and TIMESTAMP_RE.match(got) and got in (fmt_ts(dt, False), fmt_ts(dt, True)):
-        return got
-    return fmt_ts(dt, False)
 
 
 def expected_chat(resp_chat, row):
@@ -291,9 +268,7 @@ def check_success(http, db, w, body, name, chat_id=None, user_id=None, cookie=DE
     expected_row["name"] = name
     expected_row["updated_at"] = after["updated_at"]
     assert after == expected_row
-    assert after["updated_at"] > before["updated_at"]
-    now = db.execute("SELECT now() AS n").fetchone()["n"]
-    assert abs(now - after["updated_at"]) < timedelta(minutes=1)
+    assert_updated_now(db, before, after)
     assert [r for r in w.snapshot(db) if r["id"] != chat_id] == others
     return resp
 
@@ -390,11 +365,7 @@ def test_unknown_keys_ignored(http, db, neptun, body):
     check_success(http, db, neptun, body, "x")
 
 
-@pytest.mark.parametrize(
-    "content_type",
-    ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON",
-     "Application/Json;Charset=UTF-8", "application/merge-patch+json", "application/vnd.api+json"],
-)
+@pytest.mark.parametrize("content_type", JSON_MEDIA_TYPES)
 def test_json_content_types_accepted(http, db, neptun, content_type):
     check_success(http, db, neptun, {"name": content_type}, content_type, content_type=content_type)
 
@@ -776,11 +747,7 @@ def test_order_413_before_cookie(http, db, neptun):
 # ---- body: media type and size ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "content_type",
-    ["text/plain", None, "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
-     "text/json", "application/jsonx", "application/json-patch", "json", "application/xml"],
-)
+@pytest.mark.parametrize("content_type", NON_JSON_MEDIA_TYPES + ["application/xml"])
 def test_non_json_content_type_415(http, db, neptun, content_type):
     check_error(http, db, neptun, 415, BAD_MEDIA, content_type=content_type)
 
@@ -861,19 +828,7 @@ def test_name_missing_required(http, db, neptun, body):
     check_error(http, db, neptun, 400, INVALID_NAME, body=body, issue=REQUIRED)
 
 
-WRONG_TYPES = {
-    "null": ("null", "null"),
-    "zero": ("0", "number"),
-    "integer": ("42", "number"),
-    "float": ("1.5", "number"),
-    "exponent": ("-2e10", "number"),
-    "true": ("true", "boolean"),
-    "false": ("false", "boolean"),
-    "empty-array": ("[]", "array"),
-    "array": ('["x"]', "array"),
-    "empty-object": ("{}", "object"),
-    "object": ('{"a":"x"}', "object"),
-}
+WRONG_TYPES = NON_STRING_JSON
 
 
 @pytest.mark.parametrize("value,received", WRONG_TYPES.values(), ids=WRONG_TYPES.keys())
@@ -892,16 +847,12 @@ def test_name_wrong_type_with_unknown_keys(http, db, neptun, value, received):
 EMPTY_VALUES = ["", " ", "   ", "\t\n", ES_WHITESPACE] + list(ES_WHITESPACE)
 
 
-def _empty_id(v):
-    return "+".join(f"U{ord(c):04X}" for c in v) or "empty"
-
-
-@pytest.mark.parametrize("value", EMPTY_VALUES, ids=_empty_id)
+@pytest.mark.parametrize("value", EMPTY_VALUES, ids=empty_id)
 def test_name_empty_after_trim_too_small(http, db, neptun, value):
     check_error(http, db, neptun, 400, INVALID_NAME, body={"name": value}, issue=TOO_SMALL)
 
 
-@pytest.mark.parametrize("value", ["\u00a0", "\u3000", "\ufeff", "\u2028", "\u1680"], ids=_empty_id)
+@pytest.mark.parametrize("value", ["\u00a0", "\u3000", "\ufeff", "\u2028", "\u1680"], ids=empty_id)
 def test_name_empty_raw_utf8_too_small(http, db, neptun, value):
     body = json.dumps({"name": f" {value} "}, ensure_ascii=False).encode()
     assert b"\\u" not in body
@@ -970,12 +921,7 @@ def test_cookie_not_in_worker_or_nginx_logs(http, db, stack, neptun):
     check_success(http, db, w, {"name": "logged?"}, "logged?")
     check_error(http, db, w, 401, UNAUTHORIZED, cookie=f"neptun-session={unknown}")
     check_error(http, db, w, 401, UNAUTHORIZED, cookie=f"neptun-session={w.expired_cookie}")
-    log_dir = os.path.join(stack["STACK_DIR"], "log")
-    for name in os.listdir(log_dir):
-        if name == "postgres.log":
-            continue
-        with open(os.path.join(log_dir, name), "rb") as f:
-            text = f.read()
+    for name, text in non_postgres_logs(stack):
         for secret in (w.cookie, unknown, w.expired_cookie):
             assert secret.encode() not in text, f"a session cookie found in {name}"
 
@@ -985,9 +931,7 @@ def test_cookie_not_sent_to_postgres_in_clear(http, db, stack, neptun):
     with pg_log_window(db, stack) as window:
         check_success(http, db, w, {"name": "hash in C"}, "hash in C")
     assert window.statements, "no statement of the worker logged"
-    with open(os.path.join(stack["STACK_DIR"], "log", "postgres.log"), errors="replace") as f:
-        text = f.read()
-    lines = [line for line in text.splitlines() if " app=chatpatch " in line and w.cookie in line]
+    lines = worker_log_lines_with(stack, w.cookie)
     assert not lines, lines[:3]
 
 

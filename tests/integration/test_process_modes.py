@@ -49,6 +49,7 @@ from conftest import (
     recoup_path,
     run_cgi,
 )
+from helpers import recoup_error
 
 START_TIMEOUT_S = 20.0  # ASan build, first connection to PostgreSQL
 REQUEST_TIMEOUT_S = 15.0
@@ -346,6 +347,21 @@ class Worker:
             pytest.fail(f"still running {timeout} s after SIGTERM: {self.describe()}")
 
 
+def reap(proc):
+    """After a Popen with piped stdout and stderr: closes its stdin (if piped),
+    kills it if it still runs, and closes its pipes."""
+    if proc.stdin:
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=KILL_TIMEOUT_S)
+    proc.stdout.close()
+    proc.stderr.close()
+
+
 def _kill_group(pgid):
     try:
         os.killpg(pgid, signal.SIGKILL)
@@ -577,13 +593,7 @@ def test_no_socket_and_no_gateway_interface_exits_2(stack, stdin_kind):
         out = proc.stdout.read()
         err = proc.stderr.read().decode(errors="replace")
     finally:
-        if proc.stdin:
-            proc.stdin.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=KILL_TIMEOUT_S)
-        proc.stdout.close()
-        proc.stderr.close()
+        reap(proc)
     assert not SANITIZER_RE.search(err), err
     assert proc.returncode == 2, f"exit {proc.returncode}; stderr {err!r}"
     assert USAGE_START in err, err
@@ -593,7 +603,7 @@ def test_no_socket_and_no_gateway_interface_exits_2(stack, stdin_kind):
 
 # ---- 5. CGI: a body over --max-body is refused without being read -----------------------------
 
-TOO_LARGE = {"status": "error", "error": "Request body too large"}
+TOO_LARGE = recoup_error("Request body too large")
 
 
 def test_cgi_70k_body_413(stack, db, recoup_world):
@@ -642,15 +652,7 @@ def test_cgi_declared_length_over_limit_answers_without_reading(stack, db, recou
             pytest.fail("CGI run waited for a body it should refuse unread (hung)")
         out, err = proc.stdout.read(), proc.stderr.read().decode(errors="replace")
     finally:
-        try:
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=KILL_TIMEOUT_S)
-        proc.stdout.close()
-        proc.stderr.close()
+        reap(proc)
     assert not SANITIZER_RE.search(err), err
     assert proc.returncode == 0, f"exit {proc.returncode}: {err}"
     status, headers, body = parse_cgi_response(out)
@@ -699,7 +701,7 @@ def test_access_line_statuses_and_routes(unix_pool, db, recoup_world):
     rid = new_rid()
     resp = recoup_patch(w.address, recoup_world, "nope", rid, key=f"unknown-{uuid.uuid4().hex}")
     assert resp.status == 401, resp
-    assert resp.json() == {"status": "error", "error": "Unauthorized"}
+    assert resp.json() == recoup_error("Unauthorized")
     cases.append((rid, "PATCH", "recoup", 401))
     # 401 from the other route (Neptun, no cookie).
     rid = new_rid()

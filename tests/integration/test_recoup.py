@@ -11,7 +11,6 @@ import os
 import signal
 import time
 import uuid
-from datetime import timedelta, timezone
 
 import pytest
 
@@ -24,12 +23,25 @@ from conftest import (
     fetch_recoup_chat,
     json_body,
     make_recoup_world,
+    non_postgres_logs,
     pg_log_window,
     pool_parent_pid,
     recoup_new_session,
     recoup_path,
     recoup_revoke_key,
     run_cgi,
+    worker_log_lines_with,
+)
+from helpers import (
+    ES_WHITESPACE,
+    JSON_MEDIA_TYPES,
+    NON_JSON_MEDIA_TYPES,
+    NON_STRING_JSON,
+    api_ts,
+    assert_updated_now,
+    empty_id,
+    recoup_error,
+    send,
 )
 
 ROW1 = "Exactly one of x-api-key or Authorization must be provided"
@@ -46,30 +58,12 @@ BAD_MEDIA = "Content-Type must be application/json"
 VALID = {"title": "Renamed"}
 DEFAULT = object()  # "use the world's x-api-key"
 
-# The ECMAScript String.prototype.trim set (SPEC: Trim).
-ES_WHITESPACE = (
-    "\t\n\v\f\r \u00a0\u1680"
-    + "".join(chr(c) for c in range(0x2000, 0x200B))
-    + "\u2028\u2029\u202f\u205f\u3000\ufeff"
-)
-
-
-def err(message):
-    return {"status": "error", "error": message}
-
 
 def assert_recoup(resp, status, body):
     """assert_json_response plus the CORS header every Recoup answer carries."""
     got = assert_json_response(resp, status, body)
     assert resp.headers.get_list("access-control-allow-origin") == ["*"], resp.headers
     return got
-
-
-def send(http, path, body=VALID, headers=None, content_type="application/json", method="PATCH",
-         ensure_ascii=True):
-    h = {} if content_type is None else {"content-type": content_type}
-    h.update(headers or {})
-    return http.request(method, path, content=json_body(body, ensure_ascii), headers=h)
 
 
 def check_error(http, db, w, status, message, body=VALID, headers=DEFAULT, path=None,
@@ -79,27 +73,9 @@ def check_error(http, db, w, status, message, body=VALID, headers=DEFAULT, path=
         headers = {"x-api-key": w.key}
     before = w.snapshot(db)
     resp = send(http, path or w.path, body, headers, content_type)
-    assert_recoup(resp, status, err(message))
+    assert_recoup(resp, status, recoup_error(message))
     assert w.snapshot(db) == before, "a failed request changed a row"
     return resp
-
-
-def fmt_ts(dt, rounding):
-    """A timestamptz as the API writes it, milliseconds truncated or rounded."""
-    dt = dt.astimezone(timezone.utc)
-    if rounding:
-        dt = dt + timedelta(microseconds=500)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
-def api_ts(got, dt):
-    """The expected API string for `dt`: JS truncates to milliseconds; rounding
-    is tolerated since the contract does not say which. None stays None."""
-    if dt is None:
-        return None
-    if isinstance(got, str) and TIMESTAMP_RE.match(got) and got in (fmt_ts(dt, False), fmt_ts(dt, True)):
-        return got
-    return fmt_ts(dt, False)
 
 
 def expected_chat(resp_chat, row):
@@ -148,9 +124,7 @@ def check_success(http, db, w, body, title=None, model_id=None, headers=DEFAULT,
         expected_row["model_id"] = model_id
     expected_row["updated_at"] = after["updated_at"]
     assert after == expected_row
-    assert after["updated_at"] > before["updated_at"]
-    now = db.execute("SELECT now() AS n").fetchone()["n"]
-    assert abs(now - after["updated_at"]) < timedelta(minutes=1)
+    assert_updated_now(db, before, after)
     assert [r for r in w.snapshot(db) if r["id"] != chat_id] == others
     return resp
 
@@ -254,11 +228,7 @@ def test_model_id_trimmed(http, db, recoup_world, model):
     check_success(http, db, recoup_world, {"modelId": model}, model_id=model.strip(ES_WHITESPACE))
 
 
-@pytest.mark.parametrize(
-    "content_type",
-    ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON",
-     "Application/Json;Charset=UTF-8", "application/merge-patch+json", "application/vnd.api+json"],
-)
+@pytest.mark.parametrize("content_type", JSON_MEDIA_TYPES)
 def test_json_content_types_accepted(http, db, recoup_world, content_type):
     check_success(http, db, recoup_world, {"title": content_type}, title=content_type,
                   content_type=content_type)
@@ -495,11 +465,7 @@ def test_order_big_body_before_auth_413(http, db, recoup_world):
 # ---- body: media type and size -------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "content_type",
-    ["text/plain", None, "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
-     "text/json", "application/jsonx", "application/json-patch", "json"],
-)
+@pytest.mark.parametrize("content_type", NON_JSON_MEDIA_TYPES)
 def test_non_json_content_type_415(http, db, recoup_world, content_type):
     check_error(http, db, recoup_world, 415, BAD_MEDIA, content_type=content_type)
 
@@ -594,18 +560,7 @@ def test_top_level_not_object(http, db, recoup_world, body, received):
                 body=body)
 
 
-WRONG_TYPES = {
-    "null": ("null", "null"),
-    "zero": ("0", "number"),
-    "float": ("1.5", "number"),
-    "exponent": ("-2e10", "number"),
-    "true": ("true", "boolean"),
-    "false": ("false", "boolean"),
-    "empty-array": ("[]", "array"),
-    "array": ('["x"]', "array"),
-    "empty-object": ("{}", "object"),
-    "object": ('{"a":"x"}', "object"),
-}
+WRONG_TYPES = {k: v for k, v in NON_STRING_JSON.items() if k != "integer"}
 
 
 @pytest.mark.parametrize("value,received", WRONG_TYPES.values(), ids=WRONG_TYPES.keys())
@@ -623,22 +578,18 @@ def test_model_id_wrong_type(http, db, recoup_world, value, received):
 EMPTY_VALUES = ["", " ", "   ", ES_WHITESPACE] + list(ES_WHITESPACE)
 
 
-def _empty_id(v):
-    return "+".join(f"U{ord(c):04X}" for c in v) or "empty"
-
-
-@pytest.mark.parametrize("value", EMPTY_VALUES, ids=_empty_id)
+@pytest.mark.parametrize("value", EMPTY_VALUES, ids=empty_id)
 def test_title_empty_after_trim(http, db, recoup_world, value):
     check_error(http, db, recoup_world, 400, "title cannot be empty", body={"title": value})
 
 
 @pytest.mark.parametrize("value", ["", " ", "\u00a0", "\u2028", "\ufeff", "\u3000", ES_WHITESPACE],
-                         ids=_empty_id)
+                         ids=empty_id)
 def test_model_id_empty_after_trim(http, db, recoup_world, value):
     check_error(http, db, recoup_world, 400, "modelId cannot be empty", body={"modelId": value})
 
 
-@pytest.mark.parametrize("value", ["\u00a0", "\u2028", "\ufeff", "\u3000"], ids=_empty_id)
+@pytest.mark.parametrize("value", ["\u00a0", "\u2028", "\ufeff", "\u3000"], ids=empty_id)
 def test_title_empty_raw_utf8(http, db, recoup_world, value):
     body = json.dumps({"title": f" {value} "}, ensure_ascii=False).encode()
     check_error(http, db, recoup_world, 400, "title cannot be empty", body=body)
@@ -765,12 +716,7 @@ def test_key_not_in_worker_or_nginx_logs(http, db, stack, recoup_world):
     check_success(http, db, w, {"title": "logged?"}, title="logged?")
     send(http, w.path, VALID, {"authorization": f"Bearer {w.key}"})
     check_error(http, db, w, 401, UNAUTHORIZED, headers={"x-api-key": unknown})
-    log_dir = os.path.join(stack["STACK_DIR"], "log")
-    for name in os.listdir(log_dir):
-        if name == "postgres.log":
-            continue
-        with open(os.path.join(log_dir, name), "rb") as f:
-            text = f.read()
+    for name, text in non_postgres_logs(stack):
         assert w.key.encode() not in text, f"key found in {name}"
         assert unknown.encode() not in text, f"unknown key found in {name}"
 
@@ -782,8 +728,7 @@ def test_key_not_sent_to_postgres_in_clear(http, db, stack, recoup_world):
     with pg_log_window(db, stack) as window:
         check_success(http, db, w, {"title": "hash in C"}, title="hash in C")
     assert window.statements, "no statement of the worker logged"
-    text = open(os.path.join(stack["STACK_DIR"], "log", "postgres.log"), errors="replace").read()
-    lines = [l for l in text.splitlines() if " app=chatpatch " in l and w.key in l]
+    lines = worker_log_lines_with(stack, w.key)
     assert not lines, lines[:3]
 
 
