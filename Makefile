@@ -44,6 +44,12 @@ build/asan/chatpatch: $(ASAN_OBJ) | build/asan/
 %/:
 	@mkdir -p $@
 
+FORMAT_SRC = $(wildcard cgi/*.[ch] tests/unit/*.c tests/fuzz/*.[ch] bench/*.c)
+
+.PHONY: format
+format:
+	clang-format -i $(FORMAT_SRC)
+
 clean:
 	rm -rf build
 
