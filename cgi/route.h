@@ -20,8 +20,8 @@ struct route {
 long route_decode_segment(const char *seg, size_t len, char *out);
 
 /* Matches the raw path (no query string) against the health route and the
- * profiles' patterns: literal segments as sent, parameters percent-decoded. Returns false for an unknown path; on success the
- * caller releases out with route_free(). */
+ * profiles' patterns: literal segments as sent, parameters percent-decoded. Returns false
+ * for an unknown path; on success the caller releases out with route_free(). */
 bool route_match(const char *path, struct route *out);
 void route_free(struct route *route);
 

@@ -29,9 +29,9 @@
 #include <string.h>
 
 /* Every field key of the three profiles, plus keys no profile has. */
-static const char *const member_keys[] = {"title",   "modelId",         "name",
-                                          "summary", "modelUsed",       "systemMessageId",
-                                          "metadata", "",               "__proto__"};
+static const char *const member_keys[] = {"title",    "modelId",   "name",
+                                          "summary",  "modelUsed", "systemMessageId",
+                                          "metadata", "",          "__proto__"};
 
 static bool all_json_space(const char *s, size_t len)
 {
@@ -88,7 +88,8 @@ static void check_members(const char *s, size_t len, json_object *root)
 }
 
 /* The error body the engine would send for these issues is JSON. */
-static void check_error_body(const struct api_profile *api, const struct body_check *check)
+static void check_error_body(const struct api_profile *api,
+                             const struct body_check *check)
 {
     struct response res = {0};
 
@@ -119,7 +120,8 @@ static void check_profile(const struct api_profile *api, const char *body, size_
     if (check.failure == FAIL_SCHEMA) {
         CHECK(check.issues.count > 0);
         for (size_t i = 0; i < check.issues.count; i++)
-            CHECK(check.issues.items[i].message != NULL && check.issues.items[i].code != NULL);
+            CHECK(check.issues.items[i].message != NULL &&
+                  check.issues.items[i].code != NULL);
         check_error_body(api, &check);
     } else {
         CHECK(check.issues.count == 0);

@@ -18,13 +18,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* An invariant of the target: when it is broken, says which one on stderr
  * and aborts, so that libFuzzer keeps the input as a crash. */
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf(stderr, FUZZ_TARGET ": invariant broken at %s:%d: %s\n", __FILE__, \
-                    __LINE__, #cond);                                                  \
-            abort();                                                                   \
-        }                                                                              \
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            fprintf(stderr, FUZZ_TARGET ": invariant broken at %s:%d: %s\n", __FILE__,   \
+                    __LINE__, #cond);                                                    \
+            abort();                                                                     \
+        }                                                                                \
     } while (0)
 
 #endif

@@ -70,7 +70,8 @@ static bool ref_cookie(const char *h, const char *name, const char **value, size
         if (eq) {
             const char *nb = p, *ne = eq, *vb = eq + 1, *ve = stop;
             trim(&nb, &ne);
-            if ((size_t)(ne - nb) == strlen(name) && memcmp(nb, name, strlen(name)) == 0) {
+            if ((size_t)(ne - nb) == strlen(name) &&
+                memcmp(nb, name, strlen(name)) == 0) {
                 trim(&vb, &ve);
                 if (ve - vb >= 2 && vb[0] == '"' && ve[-1] == '"')
                     vb++, ve--;
@@ -157,7 +158,8 @@ static void check_take(const struct api_profile *api, const struct request *req)
         break;
     case CRED_COOKIE:
     default:
-        want = present(req->cookie) && ref_cookie(req->cookie, api->credential_cookie, &t, &l)
+        want = present(req->cookie) &&
+                       ref_cookie(req->cookie, api->credential_cookie, &t, &l)
                    ? FAIL_NONE
                    : FAIL_CRED_MISSING;
         break;
@@ -199,7 +201,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .method = "PATCH",
         .content_type = header,
         .path = (char *)"/",
-        .api_key = (char *)(absent & 1 ? NULL : other ? other : name),
+        .api_key = (char *)(absent & 1 ? NULL
+                            : other    ? other
+                                       : name),
         .authorization = (char *)(absent & 2 ? NULL : header),
         .cookie = (char *)(absent & 4 ? NULL : header),
     };
