@@ -38,6 +38,7 @@ STACK_DIR=$(realpath -m "$STACK_DIR")
 case $CHATPATCH_BIN in /*) ;; *) CHATPATCH_BIN=$ROOT/$CHATPATCH_BIN ;; esac
 
 PGDATA=$STACK_DIR/pg
+WORKER_ROLE=chatpatch_worker # the workers' role: sql/grants.sql only
 RUN_DIR=$STACK_DIR/run
 LOG_DIR=$STACK_DIR/log
 NGINX_DIR=$STACK_DIR/nginx
@@ -92,8 +93,9 @@ pg_running() { as_pg "$PGBIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; }
 
 # libpq URI with the socket folder as host; percent-encode it since a path
 # may hold characters a URI cannot.
+# The URL of the stack's database for a role: $1, or PGUSER (the superuser).
 database_url() {
-    local LC_ALL=C s=$RUN_DIR out='' c i
+    local LC_ALL=C s=$RUN_DIR out='' c i user=${1:-$PGUSER}
     for ((i = 0; i < ${#s}; i++)); do
         c=${s:i:1}
         case $c in
@@ -101,7 +103,7 @@ database_url() {
             *) out+=$(printf '%%%02X' "'$c") ;;
         esac
     done
-    echo "postgresql://$PGUSER@/$PGDATABASE?host=$out&port=$PGPORT"
+    echo "postgresql://$user@/$PGDATABASE?host=$out&port=$PGPORT"
 }
 
 # Escape a string for the replacement side of a sed s|||.
@@ -177,6 +179,12 @@ prepare_database() {
     [ -f "$ROOT/sql/demo.sql" ] || die "sql/demo.sql is missing"
     bash "$ROOT/scripts/migrate.sh" "$url"
     psql_admin -1 -d "$PGDATABASE" -f "$ROOT/sql/demo.sql" >/dev/null
+    # The workers run as a role with only sql/grants.sql's privileges, as in
+    # production, so that a missing grant fails here and not there.
+    if [ -z "$(psql_admin -d postgres -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$WORKER_ROLE'")" ]; then
+        psql_admin -d postgres -c "CREATE ROLE $WORKER_ROLE LOGIN"
+    fi
+    psql_admin -1 -d "$PGDATABASE" -v worker="$WORKER_ROLE" -f "$ROOT/sql/grants.sql" >/dev/null
 }
 
 stop_postgres() {
@@ -201,7 +209,7 @@ start_workers() {
     # setsid: the pool gets its own session and process group, so Ctrl-C in
     # `make run` reaches only this script (which stops the pool in order),
     # and `down` can kill the whole group if the parent does not exit.
-    DATABASE_URL=$(database_url) setsid "$CHATPATCH_BIN" \
+    DATABASE_URL=$(database_url "$WORKER_ROLE") setsid "$CHATPATCH_BIN" \
         --listen "$SOCKET" --workers "$WORKERS" --socket-mode 0666 \
         --max-body "$MAX_BODY" "${args[@]}" \
         </dev/null >>"$LOG_DIR/chatpatch.log" 2>&1 &

@@ -880,3 +880,43 @@ def test_bad_usage_exits_2(stack, short_dir, args):
     assert proc.stdout == b"", proc.stdout[:300]
     assert err.strip(), "no word on stderr"
     assert not SANITIZER_RE.search(err), err
+
+
+# ---- the database role of the pool -------------------------------------------------
+
+
+def test_pool_connects_as_the_least_privilege_role(http, db):
+    """scripts/stack.sh runs the workers as a role with only sql/grants.sql's
+    privileges, as production should: a missing grant would fail here."""
+    assert http.get("/healthz").status_code == 200  # every worker asked may connect
+    with db.cursor() as cur:
+        cur.execute(
+            "SELECT DISTINCT a.usename, r.rolsuper FROM pg_stat_activity a"
+            " JOIN pg_roles r ON r.rolname = a.usename"
+            " WHERE a.application_name = 'chatpatch'"
+        )
+        rows = cur.fetchall()
+    assert [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows] == [
+        ("chatpatch_worker", False)
+    ]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE recoup.chats SET created_at = now() WHERE false",
+        "UPDATE recoup.api_keys SET revoked_at = NULL WHERE false",
+        "UPDATE neptun.sessions SET expires_at = now() WHERE false",
+        "UPDATE leanmcp.chats SET status = 'deleted' WHERE false",
+        "DELETE FROM leanmcp.chats WHERE false",
+        "INSERT INTO recoup.accounts VALUES ('x')",
+    ],
+)
+def test_worker_role_cannot_change_what_the_apis_do_not(db, statement):
+    with db.cursor() as cur:
+        cur.execute("SET ROLE chatpatch_worker")
+        try:
+            with pytest.raises(Exception, match="permission denied"):
+                cur.execute(statement)
+        finally:
+            cur.execute("RESET ROLE")

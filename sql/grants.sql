@@ -1,0 +1,21 @@
+-- grants.sql: the least a chatpatch worker's database role needs. Not a
+-- migration: roles belong to the cluster, and ops choose the name.
+--
+--   psql -v ON_ERROR_STOP=1 -v worker=chatpatch -f sql/grants.sql "$DATABASE_URL"
+--
+-- The worker reads keys and sessions, and updates only the chat columns the
+-- APIs change (RETURNING reads the whole row). Run it again after a
+-- migration that adds something the worker uses.
+
+GRANT USAGE ON SCHEMA recoup, neptun, leanmcp TO :"worker";
+
+GRANT SELECT ON recoup.api_keys, recoup.sessions TO :"worker";
+GRANT SELECT, UPDATE (title, model_id, updated_at) ON recoup.chats TO :"worker";
+
+GRANT SELECT ON neptun.sessions TO :"worker";
+GRANT SELECT, UPDATE (name, updated_at) ON neptun.chat_conversations TO :"worker";
+
+GRANT SELECT ON leanmcp.api_keys TO :"worker";
+GRANT SELECT,
+      UPDATE (title, summary, model_used, system_message_id, metadata, updated_at)
+    ON leanmcp.chats TO :"worker";
