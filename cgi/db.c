@@ -1,18 +1,18 @@
 /* db.c: connection, prepared statements, deadlines and reconnects.
- * Entry points: db_init(), db_exec(), db_close().
+ * Entry points: db_init(), db_exec().
  *
  * Every wait on the server is bounded: connect_timeout for connecting, and
  * the statement timeout plus one second for a statement, after which the
  * statement is cancelled and the connection dropped. */
 #include "db.h"
 
+#include "clock.h"
 #include "log.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 static struct db_config config;
 static const struct db_statement *statements;
@@ -26,15 +26,7 @@ void db_init(const struct db_config *cfg, const struct db_statement *stmts, size
     statement_count = count;
 }
 
-static long now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000L + ts.tv_nsec / 1000;
-}
-
-void db_close(void)
+static void db_close(void)
 {
     PQfinish(conn);
     conn = NULL;
@@ -83,7 +75,7 @@ static bool connect_db(void)
 static bool wait_socket(short events, long deadline_us)
 {
     for (;;) {
-        long left_ms = (deadline_us - now_us()) / 1000;
+        long left_ms = (deadline_us - clock_now_us()) / 1000;
         if (left_ms <= 0)
             return false;
         struct pollfd p = {.fd = PQsocket(conn), .events = events};
@@ -153,7 +145,7 @@ static bool connection_lost(const PGresult *r)
 
 bool db_exec(size_t index, const char *const *values, PGresult **result, long *elapsed_us)
 {
-    long start = now_us();
+    long start = clock_now_us();
     long deadline = start + (config.statement_timeout_ms + 1000L) * 1000L;
 
     *result = NULL;
@@ -175,6 +167,6 @@ bool db_exec(size_t index, const char *const *values, PGresult **result, long *e
             break;
         db_close(); /* reopen and retry once: the update sets the same values */
     }
-    *elapsed_us = now_us() - start;
+    *elapsed_us = clock_now_us() - start;
     return *result != NULL;
 }

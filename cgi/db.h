@@ -31,7 +31,4 @@ void db_init(const struct db_config *config, const struct db_statement *statemen
 bool db_exec(size_t index, const char *const *values, PGresult **result,
              long *elapsed_us);
 
-/* Closes the connection (at exit, and in tests). */
-void db_close(void);
-
 #endif

@@ -1,5 +1,5 @@
 /* request.c: one request's method, path, headers and body.
- * Entry points: request_read(), request_free(), request_param(). */
+ * Entry points: request_read(), request_free(). */
 #include "request.h"
 
 #include <ctype.h>
@@ -11,7 +11,8 @@
 /* X-Request-Id is echoed in a header: keep it to a safe alphabet. */
 #define REQUEST_ID_MAX 128
 
-const char *request_param(char *const *envp, const char *name)
+/* The value of NAME in envp, or NULL. */
+static const char *request_param(char *const *envp, const char *name)
 {
     size_t n = strlen(name);
 

@@ -32,7 +32,4 @@ void request_read(struct request *req, char *const *envp, request_reader read, v
                   bool is_cgi, size_t max_body);
 void request_free(struct request *req);
 
-/* The value of NAME in envp, or NULL. */
-const char *request_param(char *const *envp, const char *name);
-
 #endif

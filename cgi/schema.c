@@ -21,9 +21,11 @@
 #define CODE_UNKNOWN_KEYS "unrecognized_keys"
 #define CODE_CUSTOM       "custom"
 
-const char *schema_type_name(const void *json_c_object)
+/* The name JavaScript validators give the type of a JSON value:
+ * null, boolean, number, string, array or object. */
+static const char *schema_type_name(json_object *value)
 {
-    switch (json_object_get_type((json_object *)json_c_object)) {
+    switch (json_object_get_type(value)) {
     case json_type_null:
         return "null";
     case json_type_boolean:

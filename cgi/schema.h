@@ -25,10 +25,6 @@ void schema_check(const struct api_profile *api, const char *body, size_t len,
                   struct body_check *out);
 void schema_free(struct body_check *check);
 
-/* The name JavaScript validators give the type of a JSON value:
- * null, boolean, number, string, array or object. */
-const char *schema_type_name(const void *json_c_object);
-
 /* Expands {field}, {expected}, {received} and {keys} in a dialect template.
  * Returns a malloc-ed string. */
 char *schema_expand(const char *tmpl, const char *field, const char *expected,

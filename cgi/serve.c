@@ -6,6 +6,7 @@
  * handler marks the shutdown (FCGX_ShutdownPending) and the accept returns. */
 #include "serve.h"
 
+#include "clock.h"
 #include "engine.h"
 #include "log.h"
 
@@ -14,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -30,14 +30,6 @@ static void on_stop(int sig)
     FCGX_ShutdownPending();
 }
 
-static long now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000L + ts.tv_nsec / 1000;
-}
-
 /* Handles one request and returns the whole CGI response (malloc-ed, *len
  * bytes); logs the access line. */
 static char *answer(const struct request *req, long start_us, size_t *len)
@@ -49,8 +41,8 @@ static char *answer(const struct request *req, long start_us, size_t *len)
     engine_handle(req, &res, &outcome);
     out = response_format(&res, req->request_id, len);
     log_info("access rid=%s method=%s route=%s status=%d total_us=%ld db_us=%ld",
-             req->request_id, req->method, outcome.route, res.status, now_us() - start_us,
-             outcome.db_us);
+             req->request_id, req->method, outcome.route, res.status,
+             clock_now_us() - start_us, outcome.db_us);
     response_free(&res);
     return out;
 }
@@ -105,7 +97,7 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
         }
         failed_accepts = 0;
 
-        long start = now_us();
+        long start = clock_now_us();
         struct request req;
         size_t len;
         request_read(&req, fcgx.envp, read_fcgx, fcgx.in, false, config->max_body);
@@ -125,7 +117,7 @@ int serve_cgi(const struct serve_config *config)
 {
     struct request req;
     size_t len;
-    long start = now_us();
+    long start = clock_now_us();
 
     signal(SIGPIPE, SIG_IGN);
     request_read(&req, environ, read_stdin, NULL, true, config->max_body);

@@ -26,12 +26,11 @@ deps-bench:
 
 # The helper that prints each API's statement from the worker's own
 # profiles, for pgbench's script.
-build/bench/sqltext: bench/sqltext.c $(filter cgi/api%.c,$(SRC)) $(HDR) | build/bench/
+build/bench/sqltext: bench/sqltext.c $(filter cgi/api%.c,$(SRC)) $(HDR) | deps build/bench/
 	$(CC) $(WARN) -O1 $(CPPFLAGS) $< $(filter cgi/api%.c,$(SRC)) -o $@
 
-# A sub-make, so that pkg-config's flags are read after deps.sh installed
-# the libraries (on a fresh machine they were missing when make started).
-bench: deps-bench
-	@$(MAKE) --no-print-directory build/chatpatch build/bench/sqltext
+# The Makefile reads pkg-config's flags when a compile first needs them, and
+# every compile waits for its deps group, so a fresh machine builds in one go.
+bench: build/chatpatch build/bench/sqltext | deps-bench
 	@BENCH_DEPS_DONE=1 BENCH_SECONDS='$(BENCH_SECONDS)' BENCH_CONNECTIONS='$(BENCH_CONNECTIONS)' \
 	    WORKERS='$(or $(WORKERS),4)' bash scripts/bench.sh

@@ -28,10 +28,9 @@ FUZZ_OBJ           := $(patsubst cgi/%.c,build/fuzz/obj/%.o,$(LIB_SRC))
 deps-fuzz:
 	@bash scripts/deps.sh build fuzz
 
-# A sub-make, so that pkg-config's flags are read after deps.sh installed
-# the libraries (on a fresh machine they were missing when make started).
-fuzz-build: deps-fuzz
-	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+# The Makefile reads pkg-config's flags when a compile first needs them, and
+# every compile waits for its deps group, so a fresh machine builds in one go.
+fuzz-build: $(FUZZ_BIN)
 
 fuzz: fuzz-build
 	@FUZZ_ARGS='$(FUZZ_ARGS)' bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
@@ -41,9 +40,9 @@ test-fuzz-short: fuzz-build
 
 # The library is compiled once with the fuzzer's instrumentation and linked
 # into each target (-fsanitize=fuzzer at link time supplies main()).
-build/fuzz/obj/%.o: cgi/%.c $(HDR) | build/fuzz/obj/
+build/fuzz/obj/%.o: cgi/%.c $(HDR) | deps-fuzz build/fuzz/obj/
 	$(FUZZ_CC) $(WARN) -O1 -g $(FUZZ_SANITIZE) $(CPPFLAGS) -c $< -o $@
 
 # tests/fuzz/fuzz_common.h: what the targets share (CHECK(), the entry point).
-build/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_common.h $(FUZZ_OBJ) $(HDR) | build/fuzz/
+build/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_common.h $(FUZZ_OBJ) $(HDR) | deps-fuzz build/fuzz/
 	$(FUZZ_CC) $(WARN) -O1 -g $(FUZZ_SANITIZE) $(CPPFLAGS) $< $(FUZZ_OBJ) -o $@ $(LDLIBS)

@@ -21,9 +21,8 @@ MEMCHECK_REQUESTS ?=
 deps-memcheck:
 	@bash scripts/deps.sh build run memcheck
 
-# A sub-make, so that pkg-config's flags are read after deps.sh installed
-# the libraries (on a fresh machine they were missing when make started).
-memcheck: deps-memcheck
-	@$(MAKE) --no-print-directory build/chatpatch
+# The Makefile reads pkg-config's flags when a compile first needs them, and
+# every compile waits for its deps group, so a fresh machine builds in one go.
+memcheck: build/chatpatch | deps-memcheck
 	@MEMCHECK_DEPS_DONE=1 MEMCHECK_JOBS='$(MEMCHECK_JOBS)' VALGRIND_ARGS='$(VALGRIND_ARGS)' \
 	    bash scripts/memcheck.sh $(MEMCHECK_REQUESTS)

@@ -20,10 +20,9 @@ SOAK_MAX_GROWTH ?= 5
 deps-soak:
 	@bash scripts/deps.sh build run bench
 
-# A sub-make, so that pkg-config's flags are read after deps.sh installed
-# the libraries (on a fresh machine they were missing when make started).
-soak: deps-soak
-	@$(MAKE) --no-print-directory build/chatpatch
+# The Makefile reads pkg-config's flags when a compile first needs them, and
+# every compile waits for its deps group, so a fresh machine builds in one go.
+soak: build/chatpatch | deps-soak
 	@SOAK_DEPS_DONE=1 SOAK_SECONDS='$(SOAK_SECONDS)' WORKERS='$(or $(WORKERS),4)' \
 	    SOAK_CLIENTS='$(SOAK_CLIENTS)' SOAK_MAX_GROWTH='$(SOAK_MAX_GROWTH)' \
 	    bash scripts/soak.sh
