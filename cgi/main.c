@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcgiapp.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -33,7 +34,8 @@
 struct options {
     const char *listen;
     int workers;
-    long socket_mode; /* -1: as the umask leaves it */
+    long socket_mode;         /* -1: as the umask leaves it */
+    const char *socket_group; /* NULL: the process's own group */
     size_t max_body;
     int statement_timeout_ms;
 };
@@ -50,7 +52,7 @@ static void usage(FILE *out)
 {
     fputs(
         "usage: chatpatch [--listen PATH|HOST:PORT] [--workers N] [--socket-mode OCTAL]\n"
-        "                 [--max-body BYTES] [--statement-timeout MS]\n"
+        "                 [--socket-group GROUP] [--max-body BYTES] [--statement-timeout MS]\n"
         "                 [--log-level error|warn|info|debug]\n"
         "Database: DATABASE_URL (libpq conninfo or URI), else libpq's PG* variables.\n",
         out);
@@ -76,6 +78,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"listen", required_argument, NULL, 'l'},
         {"workers", required_argument, NULL, 'w'},
         {"socket-mode", required_argument, NULL, 'm'},
+        {"socket-group", required_argument, NULL, 'g'},
         {"max-body", required_argument, NULL, 'b'},
         {"statement-timeout", required_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'v'},
@@ -96,6 +99,9 @@ static void parse_options(int argc, char **argv, struct options *o)
             break;
         case 'm':
             o->socket_mode = parse_number(optarg, 8, 0, 0777, "--socket-mode");
+            break;
+        case 'g':
+            o->socket_group = optarg;
             break;
         case 'b':
             o->max_body = (size_t)parse_number(optarg, 10, 1, 64L << 20, "--max-body");
@@ -139,6 +145,23 @@ static void remove_socket(const char *path)
         unlink(path);
 }
 
+/* Gives the socket to a group, such as the web server's, so that mode 0660
+ * lets it connect and nobody else. */
+static bool set_group(const char *path, const char *name)
+{
+    struct group *g = getgrnam(name);
+
+    if (!g) {
+        log_error("--socket-group: no group named %s", name);
+        return false;
+    }
+    if (chown(path, (uid_t)-1, g->gr_gid) != 0) {
+        log_error("cannot give %s to group %s: %s", path, name, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
 static int open_listener(const struct options *o)
 {
     int fd;
@@ -152,8 +175,11 @@ static int open_listener(const struct options *o)
         log_error("cannot listen on %s", o->listen);
         return -1;
     }
-    if (o->socket_mode >= 0 && is_unix_path(o->listen) &&
-        chmod(o->listen, (mode_t)o->socket_mode) != 0) {
+    if (!is_unix_path(o->listen))
+        return fd;
+    if (o->socket_group && !set_group(o->listen, o->socket_group))
+        return -1;
+    if (o->socket_mode >= 0 && chmod(o->listen, (mode_t)o->socket_mode) != 0) {
         log_error("cannot chmod %s: %s", o->listen, strerror(errno));
         return -1;
     }
