@@ -3,18 +3,31 @@
  * A profile is data: where the credential comes from, the path parameters
  * and their types, the body fields and their rules, the validator dialect
  * that words body problems, the error shape, the ordered list of checks with
- * their statuses, and the one SQL statement. The engine (engine.c) walks it;
- * a fourth API is a new api_*.c file with a new table.
+ * their statuses, the representation's columns, and one SQL statement per
+ * operation (method). The engine (engine.c) walks it; a fourth API is a new
+ * api_*.c file with a new table.
  *
- * The statement's parameters, in this order:
+ * An operation's statement takes these parameters, in this order:
  *   $1                credential: bytea text "\x<sha256 hex>", NULL if none
  *   $2 .. $(1+P)      path parameters, NULL when invalid
  *   $(2+P)            apply: 'true' when the update may happen (no local check
  *                     failed); with 'false' the statement only checks
- *   then per field    given ('true'/'false'), value (text; jsonb text for
- *                     objects; NULL for a JSON null)
- * It returns one row: failure (text, the db_code of the first check that
- * failed in the database, or NULL) and body (text, the success JSON). */
+ *   then per field    given ('true'/'false'), value (text; the object's JSON
+ *                     for objects; NULL for a JSON null). Values are bound
+ *                     only with apply: a statement that only checks never
+ *                     reads what the body holds.
+ * and returns one row, in the binary format:
+ *   0  failure: text, the db_code of the first check that failed in the
+ *      database, or NULL
+ *   1  found: boolean, whether the target row exists for this caller (NULL
+ *      when a check failed first); a missing one is the profile's
+ *      target_missing step
+ *   2  the representation's columns (api_column), NULL unless the row was
+ *      updated.
+ * It runs at REPEATABLE READ (db.c): a row changed by another transaction
+ * after the statement's snapshot fails it with a serialization error and it
+ * runs again on a new one, so the checks and the update always see the same
+ * row versions. */
 #ifndef CHATPATCH_API_H
 #define CHATPATCH_API_H
 
@@ -53,6 +66,25 @@ enum param_type {
 
 enum field_type { FIELD_STRING, FIELD_OBJECT };
 
+/* A column of the representation: its PostgreSQL type, as the binary format
+ * sends it, and how JSON writes it. */
+enum column_type {
+    COL_TEXT,      /* a JSON string, or null */
+    COL_INT4,      /* a JSON number */
+    COL_INT8,      /* a JSON number */
+    COL_BOOL,      /* true or false */
+    COL_TIMESTAMP, /* timestamptz: ISO 8601 in UTC with milliseconds, or null */
+    COL_UUID,      /* a JSON string, lower-case hex */
+    COL_JSONB,     /* the JSON itself, numbers as JavaScript writes them */
+};
+
+struct api_column {
+    const char *key; /* the JSON key */
+    enum column_type type;
+};
+
+#define API_MAX_COLUMNS 16
+
 struct api_field {
     const char *key;
     enum field_type type;
@@ -84,6 +116,17 @@ struct api_step {
     const char *message; /* NULL: the body problems themselves are the message */
 };
 
+/* What a method does: read the target (no body), or update it from the body. */
+enum op_kind { OP_READ, OP_UPDATE };
+
+struct api_op {
+    const char *method;
+    enum op_kind kind;
+    const char *sql;
+};
+
+#define API_MAX_OPS 4
+
 struct api_profile {
     const char *name;    /* route name in logs */
     const char *pattern; /* "/api/users/{}/chats/{}": literal segments and params */
@@ -105,7 +148,13 @@ struct api_profile {
     const char *message_415;   /* NULL: the reason phrase */
     const char *extra_headers; /* "Name: value\r\n" lines, or NULL */
 
-    const char *sql;
+    const char *target_missing; /* the db_code of the step a missing target fails */
+    const char *envelope;       /* the representation's key around it, or NULL */
+    const struct api_column *columns;
+    size_t ncolumns;
+
+    const struct api_op *ops;
+    size_t nops;
 };
 
 /* Every profile the engine serves, NULL-terminated. */

@@ -29,24 +29,36 @@ static const struct api_step steps[] = {
     {0, "chat", 404, "Chat not found"},
 };
 
+/* The representation (SPEC 5), in its key order, at the top level. */
+static const struct api_column columns[] = {
+    {"id", COL_UUID},
+    {"userId", COL_TEXT},
+    {"title", COL_TEXT},
+    {"isPublic", COL_BOOL},
+    {"status", COL_TEXT},
+    {"createdAt", COL_TIMESTAMP},
+    {"updatedAt", COL_TIMESTAMP},
+    {"messageCount", COL_INT4},
+    {"showcased", COL_BOOL},
+    {"summary", COL_TEXT},
+    {"modelUsed", COL_TEXT},
+    {"systemMessageId", COL_TEXT},
+    {"metadata", COL_JSONB},
+};
+
 /* $1 key hash, $2 chat id, $3 apply, then given/value pairs: $4/$5 title,
  * $6/$7 summary, $8/$9 modelUsed, $10/$11 systemMessageId, $12/$13 metadata.
- * A body that sets nothing leaves updated_at alone. */
-static const char sql[] =
-    "WITH caller AS ("
-    "    SELECT user_id, scopes FROM leanmcp.api_keys"
-    "     WHERE key_hash = $1::bytea AND (revoked_at IS NULL OR revoked_at > now())),"
-    " target AS ("
-    "    SELECT c.id FROM leanmcp.chats c JOIN caller k ON k.user_id = c.user_id"
-    "     WHERE c.id = $2::uuid AND c.status <> 'deleted'),"
-    " verdict AS ("
-    "    SELECT CASE"
-    "        WHEN NOT EXISTS (SELECT FROM caller) THEN 'key'"
-    "        WHEN NOT EXISTS (SELECT FROM caller WHERE 'chat' = ANY (scopes)) THEN "
-    "'scope'"
-    "        WHEN NOT EXISTS (SELECT FROM target) THEN 'chat'"
-    "    END AS failure),"
-    " updated AS ("
+ * The owner and the status are conditions on the updated row itself. A body
+ * that sets nothing leaves updated_at alone. */
+static const char patch_sql[] =
+    "WITH v AS ("
+    "    SELECT CASE WHEN k.user_id IS NULL THEN 'key'"
+    "                WHEN NOT 'chat' = ANY (k.scopes) THEN 'scope' END AS failure,"
+    "           k.user_id"
+    "      FROM (SELECT) one"
+    "      LEFT JOIN leanmcp.api_keys k ON k.key_hash = $1::bytea"
+    "           AND (k.revoked_at IS NULL OR k.revoked_at > now())),"
+    " u AS ("
     "    UPDATE leanmcp.chats c"
     "       SET title = CASE WHEN $4::boolean THEN $5::text ELSE c.title END,"
     "           summary = CASE WHEN $6::boolean THEN $7::text ELSE c.summary END,"
@@ -57,20 +69,25 @@ static const char sql[] =
     "           updated_at = CASE WHEN $4::boolean OR $6::boolean OR $8::boolean"
     "                               OR $10::boolean OR $12::boolean"
     "                             THEN now() ELSE c.updated_at END"
-    "      FROM verdict, target"
-    "     WHERE verdict.failure IS NULL AND $3::boolean AND c.id = target.id"
-    "    RETURNING c.*)"
-    " SELECT verdict.failure,"
-    "        (SELECT row_to_json(chat)::text"
-    "           FROM (SELECT u.id, u.user_id AS \"userId\", u.title,"
-    "                        u.is_public AS \"isPublic\", u.status,"
-    "                        public.iso8601_ms(u.created_at) AS \"createdAt\","
-    "                        public.iso8601_ms(u.updated_at) AS \"updatedAt\","
-    "                        u.message_count AS \"messageCount\", u.showcased, u.summary,"
-    "                        u.model_used AS \"modelUsed\","
-    "                        u.system_message_id AS \"systemMessageId\", u.metadata) chat"
-    "          WHERE u.id IS NOT NULL)"
-    "   FROM verdict LEFT JOIN updated u ON true";
+    "      FROM v"
+    "     WHERE v.failure IS NULL AND $3::boolean"
+    "       AND c.id = $2::uuid AND c.user_id = v.user_id AND c.status <> 'deleted'"
+    "    RETURNING c.id, c.user_id, c.title, c.is_public, c.status, c.created_at,"
+    "              c.updated_at, c.message_count, c.showcased, c.summary, c.model_used,"
+    "              c.system_message_id, c.metadata)"
+    " SELECT v.failure,"
+    "        CASE WHEN u.id IS NOT NULL THEN true"
+    "             WHEN v.failure IS NULL THEN EXISTS ("
+    "                 SELECT FROM leanmcp.chats c"
+    "                  WHERE c.id = $2::uuid AND c.user_id = v.user_id"
+    "                    AND c.status <> 'deleted')"
+    "        END,"
+    "        u.*"
+    "   FROM v LEFT JOIN u ON true";
+
+static const struct api_op ops[] = {
+    {"PATCH", OP_UPDATE, patch_sql},
+};
 
 const struct api_profile api_leanmcp = {
     .name = "leanmcp",
@@ -84,5 +101,9 @@ const struct api_profile api_leanmcp = {
     .steps = steps,
     .nsteps = sizeof steps / sizeof steps[0],
     .shape = SHAPE_NESTJS,
-    .sql = sql,
+    .target_missing = "chat",
+    .columns = columns,
+    .ncolumns = sizeof columns / sizeof columns[0],
+    .ops = ops,
+    .nops = sizeof ops / sizeof ops[0],
 };

@@ -23,35 +23,41 @@ static const struct api_step steps[] = {
     {FAIL_SCHEMA, NULL, 400, "Bad Request. Invalid body(name)."},
 };
 
-/* $1 cookie hash, $2 user id, $3 chat id, $4 apply, $5/$6 name given/value. */
-static const char sql[] =
-    "WITH caller AS ("
-    "    SELECT user_id FROM neptun.sessions"
-    "     WHERE token_hash = $1::bytea AND expires_at > now()),"
-    " target AS ("
-    "    SELECT c.id FROM neptun.chat_conversations c JOIN caller s"
-    "        ON s.user_id = c.neptun_user_id"
-    "     WHERE c.neptun_user_id = $2::bigint AND c.id = $3::bigint),"
-    " verdict AS ("
-    "    SELECT CASE"
-    "        WHEN NOT EXISTS (SELECT FROM caller) THEN 'session'"
-    "        WHEN NOT EXISTS (SELECT FROM target) THEN 'chat'"
-    "    END AS failure),"
-    " updated AS ("
+/* The representation (SPEC 4), in its key order, under "chat". */
+static const struct api_column columns[] = {
+    {"id", COL_INT8},    {"neptun_user_id", COL_INT8},  {"name", COL_TEXT},
+    {"model", COL_TEXT}, {"created_at", COL_TIMESTAMP}, {"updated_at", COL_TIMESTAMP},
+};
+
+/* $1 cookie hash, $2 user id, $3 chat id, $4 apply, $5/$6 name given/value.
+ * A session of another user is the same 404 as a missing chat. */
+static const char patch_sql[] =
+    "WITH v AS ("
+    "    SELECT CASE WHEN s.user_id IS NULL THEN 'session'"
+    "                WHEN s.user_id <> $2::bigint THEN 'chat' END AS failure"
+    "      FROM (SELECT) one"
+    "      LEFT JOIN neptun.sessions s ON s.token_hash = $1::bytea"
+    "           AND s.expires_at > now()),"
+    " u AS ("
     "    UPDATE neptun.chat_conversations c"
     "       SET name = CASE WHEN $5::boolean THEN $6::text ELSE c.name END,"
     "           updated_at = now()"
-    "      FROM verdict"
-    "     WHERE verdict.failure IS NULL AND $4::boolean"
+    "      FROM v"
+    "     WHERE v.failure IS NULL AND $4::boolean"
     "       AND c.id = $3::bigint AND c.neptun_user_id = $2::bigint"
-    "    RETURNING c.*)"
-    " SELECT verdict.failure,"
-    "        (SELECT '{\"chat\":' || row_to_json(chat)::text || '}'"
-    "           FROM (SELECT u.id, u.neptun_user_id, u.name, u.model,"
-    "                        public.iso8601_ms(u.created_at) AS created_at,"
-    "                        public.iso8601_ms(u.updated_at) AS updated_at) chat"
-    "          WHERE u.id IS NOT NULL)"
-    "   FROM verdict LEFT JOIN updated u ON true";
+    "    RETURNING c.id, c.neptun_user_id, c.name, c.model, c.created_at, c.updated_at)"
+    " SELECT v.failure,"
+    "        CASE WHEN u.id IS NOT NULL THEN true"
+    "             WHEN v.failure IS NULL THEN EXISTS ("
+    "                 SELECT FROM neptun.chat_conversations"
+    "                  WHERE id = $3::bigint AND neptun_user_id = $2::bigint)"
+    "        END,"
+    "        u.*"
+    "   FROM v LEFT JOIN u ON true";
+
+static const struct api_op ops[] = {
+    {"PATCH", OP_UPDATE, patch_sql},
+};
 
 const struct api_profile api_neptun = {
     .name = "neptun",
@@ -66,5 +72,10 @@ const struct api_profile api_neptun = {
     .steps = steps,
     .nsteps = sizeof steps / sizeof steps[0],
     .shape = SHAPE_H3,
-    .sql = sql,
+    .target_missing = "chat",
+    .envelope = "chat",
+    .columns = columns,
+    .ncolumns = sizeof columns / sizeof columns[0],
+    .ops = ops,
+    .nops = sizeof ops / sizeof ops[0],
 };

@@ -31,43 +31,52 @@ static const struct api_step steps[] = {
     {FAIL_SCHEMA, NULL, 400, NULL},
 };
 
+/* The representation (SPEC 3), in its key order, under "chat". */
+static const struct api_column columns[] = {
+    {"id", COL_TEXT},
+    {"sessionId", COL_TEXT},
+    {"title", COL_TEXT},
+    {"modelId", COL_TEXT},
+    {"activeStreamId", COL_TEXT},
+    {"lastAssistantMessageAt", COL_TIMESTAMP},
+    {"createdAt", COL_TIMESTAMP},
+    {"updatedAt", COL_TIMESTAMP},
+};
+
 /* $1 key hash, $2 session id, $3 chat id, $4 apply,
- * $5/$6 title given/value, $7/$8 modelId given/value. */
-static const char sql[] =
-    "WITH caller AS ("
-    "    SELECT account_id FROM recoup.api_keys"
-    "     WHERE key_hash = $1::bytea AND (revoked_at IS NULL OR revoked_at > now())),"
-    " session AS (SELECT account_id FROM recoup.sessions WHERE id = $2::text),"
-    " target AS ("
-    "    SELECT id FROM recoup.chats WHERE id = $3::text AND session_id = $2::text),"
-    " verdict AS ("
-    "    SELECT CASE"
-    "        WHEN NOT EXISTS (SELECT FROM caller) THEN 'key'"
-    "        WHEN NOT EXISTS (SELECT FROM session) THEN 'session'"
-    "        WHEN NOT EXISTS (SELECT FROM session JOIN caller USING (account_id))"
-    "            THEN 'owner'"
-    "        WHEN NOT EXISTS (SELECT FROM target) THEN 'chat'"
-    "    END AS failure),"
-    " updated AS ("
+ * $5/$6 title given/value, $7/$8 modelId given/value. The key and the
+ * session decide the first three checks; the chat is the update's target. */
+static const char patch_sql[] =
+    "WITH v AS ("
+    "    SELECT CASE WHEN k.account_id IS NULL THEN 'key'"
+    "                WHEN s.account_id IS NULL THEN 'session'"
+    "                WHEN s.account_id <> k.account_id THEN 'owner' END AS failure"
+    "      FROM (SELECT) one"
+    "      LEFT JOIN recoup.api_keys k ON k.key_hash = $1::bytea"
+    "           AND (k.revoked_at IS NULL OR k.revoked_at > now())"
+    "      LEFT JOIN recoup.sessions s ON s.id = $2::text),"
+    " u AS ("
     "    UPDATE recoup.chats c"
     "       SET title = CASE WHEN $5::boolean THEN $6::text ELSE c.title END,"
     "           model_id = CASE WHEN $7::boolean THEN $8::text ELSE c.model_id END,"
     "           updated_at = now()"
-    "      FROM verdict"
-    "     WHERE verdict.failure IS NULL AND $4::boolean"
+    "      FROM v"
+    "     WHERE v.failure IS NULL AND $4::boolean"
     "       AND c.id = $3::text AND c.session_id = $2::text"
-    "    RETURNING c.*)"
-    " SELECT verdict.failure,"
-    "        (SELECT '{\"chat\":' || row_to_json(chat)::text || '}'"
-    "           FROM (SELECT u.id, u.session_id AS \"sessionId\", u.title,"
-    "                        u.model_id AS \"modelId\","
-    "                        u.active_stream_id AS \"activeStreamId\","
-    "                        public.iso8601_ms(u.last_assistant_message_at)"
-    "                            AS \"lastAssistantMessageAt\","
-    "                        public.iso8601_ms(u.created_at) AS \"createdAt\","
-    "                        public.iso8601_ms(u.updated_at) AS \"updatedAt\") chat"
-    "          WHERE u.id IS NOT NULL)"
-    "   FROM verdict LEFT JOIN updated u ON true";
+    "    RETURNING c.id, c.session_id, c.title, c.model_id, c.active_stream_id,"
+    "              c.last_assistant_message_at, c.created_at, c.updated_at)"
+    " SELECT v.failure,"
+    "        CASE WHEN u.id IS NOT NULL THEN true"
+    "             WHEN v.failure IS NULL THEN EXISTS ("
+    "                 SELECT FROM recoup.chats WHERE id = $3::text AND session_id = "
+    "$2::text)"
+    "        END,"
+    "        u.*"
+    "   FROM v LEFT JOIN u ON true";
+
+static const struct api_op ops[] = {
+    {"PATCH", OP_UPDATE, patch_sql},
+};
 
 const struct api_profile api_recoup = {
     .name = "recoup",
@@ -84,5 +93,10 @@ const struct api_profile api_recoup = {
     .message_413 = "Request body too large",
     .message_415 = "Content-Type must be application/json",
     .extra_headers = "Access-Control-Allow-Origin: *\r\n",
-    .sql = sql,
+    .target_missing = "chat",
+    .envelope = "chat",
+    .columns = columns,
+    .ncolumns = sizeof columns / sizeof columns[0],
+    .ops = ops,
+    .nops = sizeof ops / sizeof ops[0],
 };

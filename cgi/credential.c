@@ -27,15 +27,16 @@ bool credential_bearer(const char *authorization, const char **token, size_t *le
     return *len > 0;
 }
 
+/* Pairs are separated by ';', and also by ',': Apache joins two Cookie
+ * header lines with ", ", and no cookie value may hold a comma (RFC 6265,
+ * cookie-octet). */
 bool credential_cookie(const char *header, const char *name, const char **value,
                        size_t *len)
 {
     size_t name_len = strlen(name);
 
     for (const char *p = header; *p;) {
-        const char *end = strchr(p, ';');
-        if (!end)
-            end = p + strlen(p);
+        const char *end = p + strcspn(p, ";,");
         while (p < end && is_space(*p))
             p++;
         const char *eq = memchr(p, '=', (size_t)(end - p));

@@ -11,8 +11,9 @@
  * header is not of that form or the token is empty. */
 bool credential_bearer(const char *authorization, const char **token, size_t *len);
 
-/* The value of the cookie named name in a Cookie header ("a=1; b=2"), with
- * the quotes of a quoted value removed. Returns false when there is none. */
+/* The value of the first cookie named name in a Cookie header ("a=1; b=2",
+ * or "a=1, b=2" as Apache joins two lines), with the quotes of a quoted value
+ * removed. Returns false when there is none. */
 bool credential_cookie(const char *header, const char *name, const char **value,
                        size_t *len);
 

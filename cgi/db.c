@@ -49,13 +49,14 @@ static bool prepare_all(void)
 
 static bool connect_db(void)
 {
-    char timeout[32], options[64];
+    char timeout[32], options[128];
     const char *keys[] = {"dbname", "fallback_application_name", "connect_timeout",
                           "options", NULL};
     const char *values[] = {config.conninfo, "chatpatch", timeout, options, NULL};
 
     snprintf(timeout, sizeof timeout, "%d", config.connect_timeout_s);
-    snprintf(options, sizeof options, "-c statement_timeout=%d",
+    snprintf(options, sizeof options,
+             "-c statement_timeout=%d -c default_transaction_isolation=repeatable\\ read",
              config.statement_timeout_ms);
     conn = PQconnectdbParams(keys, values, 1);
     if (PQstatus(conn) != CONNECTION_OK) {
@@ -94,7 +95,7 @@ static PGresult *exec_bounded(size_t index, const char *const *values, long dead
     PGresult *last = NULL, *r;
 
     if (!PQsendQueryPrepared(conn, statements[index].name, statements[index].nparams,
-                             values, NULL, NULL, 0))
+                             values, NULL, NULL, statements[index].result_format))
         return NULL;
     for (;;) {
         int flushed;
@@ -131,42 +132,71 @@ timeout:
     return NULL;
 }
 
+static bool sqlstate_is(const PGresult *r, const char *prefix)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+
+    return state && strncmp(state, prefix, strlen(prefix)) == 0;
+}
+
 /* A result that says the connection is gone (server restarted, backend
  * terminated), as opposed to a statement that failed on a sound one. */
 static bool connection_lost(const PGresult *r)
 {
-    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-
-    if (!conn || PQstatus(conn) != CONNECTION_OK || !state)
+    if (!conn || PQstatus(conn) != CONNECTION_OK || !r ||
+        !PQresultErrorField(r, PG_DIAG_SQLSTATE))
         return true;
-    return strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
-           strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0;
+    return sqlstate_is(r, "08") || sqlstate_is(r, "57P01") || sqlstate_is(r, "57P02") ||
+           sqlstate_is(r, "57P03");
 }
 
-bool db_exec(size_t index, const char *const *values, PGresult **result, long *elapsed_us)
+/* Another transaction changed what the statement read: run it again. */
+static bool lost_race(const PGresult *r)
+{
+    return sqlstate_is(r, "40001") || sqlstate_is(r, "40P01");
+}
+
+enum db_outcome db_exec(size_t index, const char *const *values, PGresult **result,
+                        long *elapsed_us)
 {
     long start = clock_now_us();
     long deadline = start + (config.statement_timeout_ms + 1000L) * 1000L;
+    enum db_outcome outcome = DB_UNAVAILABLE;
+    int reconnects = 0;
 
     *result = NULL;
-    for (int attempt = 1; attempt <= 2; attempt++) {
+    while (outcome == DB_UNAVAILABLE && clock_now_us() < deadline) {
         if (!conn && !connect_db())
             break;
         PGresult *r = exec_bounded(index, values, deadline);
         if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
             *result = r;
+            outcome = DB_OK;
+            break;
+        }
+        if (lost_race(r)) {
+            log_debug("db: %s lost a race; again", statements[index].name);
+            PQclear(r);
+            continue;
+        }
+        if (sqlstate_is(r, "22")) {
+            /* The message may quote the value, which is the client's. */
+            log_info("db: %s refused a value (SQLSTATE %s)", statements[index].name,
+                     PQresultErrorField(r, PG_DIAG_SQLSTATE));
+            PQclear(r);
+            outcome = DB_BAD_INPUT;
             break;
         }
         bool lost = connection_lost(r);
-        log_warn("db: %s failed (attempt %d): %s", statements[index].name, attempt,
+        log_warn("db: %s failed (attempt %d): %s", statements[index].name, reconnects + 1,
                  r      ? PQresultErrorMessage(r)
                  : conn ? PQerrorMessage(conn)
                         : "timeout");
         PQclear(r);
-        if (!lost || !conn)
+        if (!lost || !conn || ++reconnects > 1)
             break;
         db_close(); /* reopen and retry once: the update sets the same values */
     }
     *elapsed_us = clock_now_us() - start;
-    return *result != NULL;
+    return outcome;
 }

@@ -10,6 +10,7 @@ struct db_statement {
     const char *name;
     const char *sql;
     int nparams;
+    int result_format; /* 0 text, 1 binary */
 };
 
 struct db_config {
@@ -23,12 +24,22 @@ struct db_config {
 void db_init(const struct db_config *config, const struct db_statement *statements,
              size_t count);
 
-/* Runs statement number index with text parameters. On success returns true
- * and *result (PGRES_TUPLES_OK, the caller PQclear()s it). Returns false
- * when the database cannot answer: unreachable, broken twice, timed out or
- * failing; the caller answers 503. A connection that breaks is reopened and
- * the statement retried once, so a restarted server costs no request. */
-bool db_exec(size_t index, const char *const *values, PGresult **result,
-             long *elapsed_us);
+enum db_outcome {
+    DB_OK,          /* *result holds the rows */
+    DB_UNAVAILABLE, /* unreachable, broken twice, timed out or failing: 503 */
+    DB_BAD_INPUT,   /* the statement refused a value it was given (SQLSTATE
+                       class 22, data exception): the request's fault */
+};
+
+/* Runs statement number index with text parameters; rows come back in the
+ * binary format. On DB_OK, *result is PGRES_TUPLES_OK and the caller
+ * PQclear()s it. A connection that breaks is reopened and the statement
+ * retried once, so a restarted server costs no request. A statement that
+ * loses a race with another transaction (serialization failure, deadlock)
+ * runs again on a fresh snapshot until the deadline. Every transaction is
+ * REPEATABLE READ, so that one statement's checks and update see the same
+ * row versions, or it fails and runs again. */
+enum db_outcome db_exec(size_t index, const char *const *values, PGresult **result,
+                        long *elapsed_us);
 
 #endif

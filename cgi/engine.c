@@ -1,13 +1,20 @@
-/* engine.c: walks an API profile: route, method, local checks, the one SQL
- * statement, and the first failure in the API's own order.
- * Entry points: engine_init(), engine_handle(). */
+/* engine.c: walks an API profile: route, operation, local checks, the one
+ * SQL statement, and the answer decide.c picks.
+ * Entry points: engine_init(), engine_handle(), engine_is_json_media_type().
+ *
+ * A request that will be refused before its body matters pays for no more
+ * than one pass over the body: problems are worded only when they are the
+ * answer. */
 #include "engine.h"
 
 #include "api.h"
+#include "buf.h"
 #include "credential.h"
+#include "decide.h"
 #include "field.h"
 #include "log.h"
 #include "route.h"
+#include "row.h"
 #include "schema.h"
 #include "sha256.h"
 
@@ -20,32 +27,44 @@
 #define MAX_STATEMENTS   16
 #define MAX_SQL_PARAMS   (2 + API_MAX_PARAMS + 2 * API_MAX_FIELDS)
 
+/* The statement's columns before the representation (api.h). */
+#define COL_FAILURE        0
+#define COL_FOUND          1
+#define COL_REPRESENTATION 2
+
 static struct db_statement statements[MAX_STATEMENTS];
 
-static int statement_params(const struct api_profile *api)
+static int statement_params(const struct api_profile *api, const struct api_op *op)
 {
-    return (int)(2 + api->nparams + 2 * api->nfields);
+    int n = (int)(2 + api->nparams);
+
+    return op->kind == OP_UPDATE ? n + 2 * (int)api->nfields : n;
 }
 
 void engine_init(const struct engine_config *config)
 {
     size_t n = 0;
 
-    statements[n++] = (struct db_statement){"health", "SELECT 1", 0};
+    statements[n++] = (struct db_statement){"health", "SELECT 1", 0, 0};
     for (const struct api_profile *const *api = api_profiles; *api; api++)
-        statements[n++] =
-            (struct db_statement){(*api)->name, (*api)->sql, statement_params(*api)};
+        for (size_t i = 0; i < (*api)->nops; i++) {
+            const struct api_op *op = &(*api)->ops[i];
+            if (n == MAX_STATEMENTS)
+                abort(); /* raise MAX_STATEMENTS */
+            statements[n++] = (struct db_statement){(*api)->name, op->sql,
+                                                    statement_params(*api, op), 1};
+        }
     db_init(&config->db, statements, n);
 }
 
-/* The statement index of a profile: its place in api_profiles, after health. */
-static size_t statement_of(const struct api_profile *api)
+/* The statement index of an operation: after health, in profile order. */
+static size_t statement_of(const struct api_profile *api, const struct api_op *op)
 {
-    size_t i = 0;
+    size_t n = 1;
 
-    while (api_profiles[i] != api)
-        i++;
-    return i + 1;
+    for (const struct api_profile *const *p = api_profiles; *p != api; p++)
+        n += (*p)->nops;
+    return n + (size_t)(op - api->ops);
 }
 
 bool engine_is_json_media_type(const char *content_type)
@@ -121,56 +140,30 @@ static enum local_failure check_params(const struct api_profile *api,
     return failure;
 }
 
-/* The first step, in the API's order, that reports one of these local
- * failures (415 is reported where the body is parsed); nsteps if none. */
-static size_t first_local_step(const struct api_profile *api, unsigned failures)
-{
-    if (failures & FAIL_MEDIA_TYPE)
-        failures |= FAIL_JSON;
-    for (size_t i = 0; i < api->nsteps; i++)
-        if (api->steps[i].local & failures)
-            return i;
-    return api->nsteps;
-}
+/* What one request brought, for the statement and the answer. */
+struct call {
+    const struct api_profile *api;
+    const struct api_op *op;
+    const char *params[API_MAX_PARAMS];
+    char credential[SHA256_BYTEA_HEX_LEN]; /* "" when there is none */
+    struct body_check body;
+    unsigned local; /* enum local_failure bits */
+};
 
-static size_t first_db_step(const struct api_profile *api)
+static void respond_step(struct call *c, size_t step, struct response *res)
 {
-    for (size_t i = 0; i < api->nsteps; i++)
-        if (api->steps[i].db_code)
-            return i;
-    return api->nsteps;
-}
-
-/* The step whose db_code the statement returned. A statement that found no
- * failure yet updated no row lost a race with a delete: that is the last
- * database check, the target row's. */
-static size_t db_step(const struct api_profile *api, const char *code)
-{
-    size_t last = api->nsteps;
-
-    for (size_t i = 0; i < api->nsteps; i++) {
-        if (!api->steps[i].db_code)
-            continue;
-        if (code && strcmp(api->steps[i].db_code, code) == 0)
-            return i;
-        last = i;
-    }
-    if (code)
-        log_error("%s: the statement returned an unknown failure '%s'", api->name, code);
-    return last;
-}
-
-static void respond_step(const struct api_profile *api, size_t step, unsigned failures,
-                         const struct body_check *body, struct response *res)
-{
+    const struct api_profile *api = c->api;
     const struct api_step *s = &api->steps[step];
 
-    if ((s->local & FAIL_JSON) && (failures & FAIL_MEDIA_TYPE)) {
+    if ((s->local & FAIL_JSON) && (c->local & FAIL_MEDIA_TYPE)) {
         response_error(res, api->shape, 415, api->message_415, NULL);
         return;
     }
-    bool schema = (s->local & FAIL_SCHEMA) && (failures & FAIL_SCHEMA);
-    response_error(res, api->shape, s->status, s->message, schema ? &body->issues : NULL);
+    bool schema = (s->local & FAIL_SCHEMA) && c->body.failure == FAIL_SCHEMA;
+    if (schema)
+        schema_word(api, &c->body);
+    response_error(res, api->shape, s->status, s->message,
+                   schema ? &c->body.issues : NULL);
 }
 
 static void unavailable(enum error_shape shape, struct response *res)
@@ -179,88 +172,118 @@ static void unavailable(enum error_shape shape, struct response *res)
     response_error(res, shape, 503, NULL, NULL);
 }
 
-/* Runs the profile's statement and answers from its one row. */
-static void run_statement(const struct api_profile *api, size_t local_step,
-                          unsigned failures, const char *credential,
-                          const char *const *params, const struct body_check *body,
-                          struct response *res, long *db_us)
+/* Runs the operation's statement: with apply when no local check failed,
+ * else only its checks, with no body value bound. */
+static enum db_outcome run_statement(struct call *c, PGresult **r, long *db_us)
 {
+    const struct api_profile *api = c->api;
     const char *values[MAX_SQL_PARAMS];
+    bool apply = c->local == FAIL_NONE;
     size_t n = 0;
-    PGresult *r;
+    long us = 0;
 
-    values[n++] = credential;
+    values[n++] = c->credential[0] ? c->credential : NULL;
     for (size_t i = 0; i < api->nparams; i++)
-        values[n++] = params[i];
-    values[n++] = failures == FAIL_NONE ? "true" : "false";
-    for (size_t i = 0; i < api->nfields; i++) {
-        values[n++] = body->values[i].given ? "true" : "false";
-        values[n++] = body->values[i].text;
-    }
-    if (!db_exec(statement_of(api), values, &r, db_us)) {
-        unavailable(api->shape, res);
+        values[n++] = c->params[i];
+    values[n++] = apply ? "true" : "false";
+    if (c->op->kind == OP_UPDATE)
+        for (size_t i = 0; i < api->nfields; i++) {
+            bool given = apply && c->body.values[i].given;
+            values[n++] = given ? "true" : "false";
+            values[n++] = given ? c->body.values[i].text : NULL;
+        }
+    enum db_outcome outcome = db_exec(statement_of(api, c->op), values, r, &us);
+    *db_us += us;
+    return outcome;
+}
+
+static void answer_row(struct call *c, const PGresult *r, struct response *res)
+{
+    const struct api_profile *api = c->api;
+    struct db_verdict db = {
+        .failure = PQgetisnull(r, 0, COL_FAILURE) ? NULL : PQgetvalue(r, 0, COL_FAILURE),
+        .found = !PQgetisnull(r, 0, COL_FOUND) && PQgetvalue(r, 0, COL_FOUND)[0],
+        .done = !PQgetisnull(r, 0, COL_REPRESENTATION),
+    };
+    size_t step = decide_step(api, c->local, &db);
+    struct buf body = {0};
+
+    if (step == DECIDE_SUCCESS && row_write_json(api, r, COL_REPRESENTATION, &body)) {
+        response_set(res, 200, buf_take(&body, NULL));
         return;
     }
-    if (PQntuples(r) != 1 || PQnfields(r) != 2) {
-        log_error("%s: the statement returned %d rows of %d columns, not 1 of 2",
-                  api->name, PQntuples(r), PQnfields(r));
-        PQclear(r);
+    buf_free(&body);
+    if (step == DECIDE_SUCCESS || step == DECIDE_BROKEN) {
+        log_error(
+            "%s: the statement's row does not fit the profile (failure %s, found %d)",
+            api->name, db.failure ? db.failure : "NULL", db.found);
         response_error(res, api->shape, 500, NULL, NULL);
         return;
     }
-    const char *code = PQgetisnull(r, 0, 0) ? NULL : PQgetvalue(r, 0, 0);
-    bool updated = !PQgetisnull(r, 0, 1);
-    size_t step =
-        code || (failures == FAIL_NONE && !updated) ? db_step(api, code) : api->nsteps;
-    if (local_step < step)
-        step = local_step;
-    if (step < api->nsteps)
-        respond_step(api, step, failures, body, res);
-    else
-        response_set(res, 200, strdup(PQgetvalue(r, 0, 1)));
+    respond_step(c, step, res);
+}
+
+/* The statement, and the answer from its row. A value the database refuses
+ * is the body's fault: the body step answers, unless an earlier check
+ * fails, which the statement then learns without the values. */
+static void answer_from_db(struct call *c, struct response *res, long *db_us)
+{
+    PGresult *r = NULL;
+    enum db_outcome outcome = run_statement(c, &r, db_us);
+
+    if (outcome == DB_BAD_INPUT && c->local == FAIL_NONE) {
+        c->local |= FAIL_JSON;
+        outcome = run_statement(c, &r, db_us);
+    }
+    if (outcome != DB_OK) {
+        unavailable(c->api->shape, res);
+        return;
+    }
+    if (PQntuples(r) != 1 || PQnfields(r) < COL_REPRESENTATION + 1) {
+        log_error("%s: the statement returned %d rows of %d columns", c->api->name,
+                  PQntuples(r), PQnfields(r));
+        response_error(res, c->api->shape, 500, NULL, NULL);
+    } else {
+        answer_row(c, r, res);
+    }
     PQclear(r);
 }
 
 static void serve_api(const struct api_profile *api, const struct route *route,
                       const struct request *req, struct response *res, long *db_us)
 {
-    const char *params[API_MAX_PARAMS] = {0};
-    struct body_check body = {0};
+    struct call c = {.api = api, .op = decide_op(api, req->method)};
     const char *token = NULL;
     size_t token_len = 0;
-    unsigned failures = FAIL_NONE;
 
     res->extra_headers = api->extra_headers;
-    if (strcmp(req->method, "PATCH") != 0) {
-        res->allow = "PATCH";
+    if (!c.op) {
+        decide_allow(api, res->allow, sizeof res->allow);
         response_error(res, api->shape, 405, NULL, NULL);
         return;
     }
-    if (req->body_too_large) {
+    if (c.op->kind == OP_UPDATE && req->body_too_large) {
         response_error(res, api->shape, 413, api->message_413, NULL);
         return;
     }
-
-    failures |= credential_take(api, req, &token, &token_len);
-    failures |= check_params(api, route, params);
-    if (engine_is_json_media_type(req->content_type)) {
-        schema_check(api, req->body, req->body_len, &body);
-        failures |= body.failure;
-    } else {
-        failures |= FAIL_MEDIA_TYPE;
+    c.local |= credential_take(api, req, &token, &token_len);
+    c.local |= check_params(api, route, c.params);
+    if (c.op->kind == OP_UPDATE) {
+        if (engine_is_json_media_type(req->content_type)) {
+            schema_scan(api, req->body, req->body_len, &c.body);
+            c.local |= c.body.failure;
+        } else {
+            c.local |= FAIL_MEDIA_TYPE;
+        }
     }
-
-    size_t local_step = first_local_step(api, failures);
-    if (local_step < api->nsteps && local_step <= first_db_step(api)) {
-        respond_step(api, local_step, failures, &body, res);
-    } else {
-        char hash[SHA256_BYTEA_HEX_LEN];
+    if (decide_needs_db(api, c.local)) {
         if (token)
-            sha256_bytea_hex(token, token_len, hash);
-        run_statement(api, local_step, failures, token ? hash : NULL, params, &body, res,
-                      db_us);
+            sha256_bytea_hex(token, token_len, c.credential);
+        answer_from_db(&c, res, db_us);
+    } else {
+        respond_step(&c, decide_first_local(api, c.local), res);
     }
-    schema_free(&body);
+    schema_free(&c.body);
 }
 
 static void serve_health(const struct request *req, struct response *res, long *db_us)
@@ -268,11 +291,11 @@ static void serve_health(const struct request *req, struct response *res, long *
     PGresult *r;
 
     if (strcmp(req->method, "GET") != 0) {
-        res->allow = "GET";
+        strcpy(res->allow, "GET");
         response_error(res, SHAPE_GENERIC, 405, NULL, NULL);
         return;
     }
-    if (db_exec(HEALTH_STATEMENT, NULL, &r, db_us)) {
+    if (db_exec(HEALTH_STATEMENT, NULL, &r, db_us) == DB_OK) {
         PQclear(r);
         response_set(res, 200, strdup("{\"status\":\"ok\"}"));
     } else {

@@ -1,14 +1,12 @@
 /* jsonscan.c: a recursive-descent checker of strict JSON.
- * Entry points: jsonscan_valid(), jsonscan_member(). */
+ * Entry points: jsonscan_valid(), jsonscan_parse(), jsonscan_decode(). */
 #include "jsonscan.h"
 
 #include "field.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
-
-/* jsonscan_member() walks text jsonscan_valid() already bounded. */
-#define SCAN_UNLIMITED (1 << 30)
 
 struct scan {
     const char *s;
@@ -227,37 +225,99 @@ static bool scan_container(struct scan *sc, char open, char close)
     return true;
 }
 
-/* One value with the white space around it. */
-static bool scan_value(struct scan *sc)
+/* One value with the white space around it; *kind says what it was. */
+static bool scan_value_kind(struct scan *sc, enum json_kind *kind)
 {
     bool ok;
 
     skip_space(sc);
     switch (peek(sc)) {
     case '{':
+        *kind = JSON_OBJECT;
         ok = scan_container(sc, '{', '}');
         break;
     case '[':
+        *kind = JSON_ARRAY;
         ok = scan_container(sc, '[', ']');
         break;
     case '"':
+        *kind = JSON_STRING;
         ok = scan_string(sc, NULL, 0, NULL);
         break;
     case 't':
+        *kind = JSON_BOOLEAN;
         ok = take_word(sc, "true");
         break;
     case 'f':
+        *kind = JSON_BOOLEAN;
         ok = take_word(sc, "false");
         break;
     case 'n':
+        *kind = JSON_NULL;
         ok = take_word(sc, "null");
         break;
     default:
+        *kind = JSON_NUMBER;
         ok = scan_number(sc);
         break;
     }
     skip_space(sc);
     return ok;
+}
+
+static bool scan_value(struct scan *sc)
+{
+    enum json_kind kind;
+
+    return scan_value_kind(sc, &kind);
+}
+
+static void add_member(struct json_members *list, struct json_member m)
+{
+    if (list->count == list->cap) {
+        size_t cap = list->cap ? 2 * list->cap : 16;
+        struct json_member *items = realloc(list->items, cap * sizeof *items);
+        if (!items)
+            abort();
+        list->items = items;
+        list->cap = cap;
+    }
+    list->items[list->count++] = m;
+}
+
+/* The top-level object, its members recorded as they are scanned. */
+static bool scan_top_object(struct scan *sc, struct json_members *members)
+{
+    if (!take(sc, '{'))
+        return false;
+    sc->depth = 1;
+    skip_space(sc);
+    if (take(sc, '}'))
+        return true;
+    do {
+        struct json_member m;
+        skip_space(sc);
+        size_t key_start = sc->pos + 1;
+        if (!scan_string(sc, NULL, 0, NULL))
+            return false;
+        m.key = sc->s + key_start;
+        m.key_len = sc->pos - 1 - key_start;
+        m.key_escaped = memchr(m.key, '\\', m.key_len) != NULL;
+        skip_space(sc);
+        if (!take(sc, ':'))
+            return false;
+        skip_space(sc);
+        size_t value_start = sc->pos;
+        if (!scan_value_kind(sc, &m.kind))
+            return false;
+        size_t value_end = sc->pos;
+        while (value_end > value_start && is_json_space(sc->s[value_end - 1]))
+            value_end--;
+        m.value = sc->s + value_start;
+        m.value_len = value_end - value_start;
+        add_member(members, m);
+    } while (take(sc, ','));
+    return take(sc, '}');
 }
 
 bool jsonscan_valid(const char *s, size_t len, int max_depth)
@@ -267,41 +327,37 @@ bool jsonscan_valid(const char *s, size_t len, int max_depth)
     return scan_value(&sc) && sc.pos == len;
 }
 
-bool jsonscan_member(const char *s, size_t len, const char *key, const char **value,
-                     size_t *value_len)
+bool jsonscan_parse(const char *s, size_t len, int max_depth, enum json_kind *top,
+                    struct json_members *members)
 {
-    struct scan sc = {.s = s, .len = len, .max_depth = SCAN_UNLIMITED};
-    size_t key_len = strlen(key);
-    bool found = false;
-    char name[64]; /* longer names cannot be one of our field keys */
+    struct scan sc = {.s = s, .len = len, .max_depth = max_depth};
 
     skip_space(&sc);
-    if (!take(&sc, '{'))
-        return false;
-    skip_space(&sc);
-    if (take(&sc, '}'))
-        return false;
-    do {
-        size_t name_len;
-        skip_space(&sc);
-        if (!scan_string(&sc, name, sizeof name, &name_len))
+    if (peek(&sc) == '{' && members) {
+        *top = JSON_OBJECT;
+        if (!scan_top_object(&sc, members))
             return false;
         skip_space(&sc);
-        take(&sc, ':');
-        size_t value_start = sc.pos;
-        if (!scan_value(&sc))
-            return false;
-        size_t value_end = sc.pos;
-        while (value_start < value_end && is_json_space(s[value_start]))
-            value_start++;
-        while (value_end > value_start && is_json_space(s[value_end - 1]))
-            value_end--;
-        if (name_len == key_len && key_len <= sizeof name &&
-            memcmp(name, key, key_len) == 0) {
-            *value = s + value_start;
-            *value_len = value_end - value_start;
-            found = true;
-        }
-    } while (take(&sc, ','));
-    return found;
+    } else if (!scan_value_kind(&sc, top)) {
+        return false;
+    }
+    return sc.pos == len;
+}
+
+size_t jsonscan_decode(const char *raw, size_t raw_len, char *out)
+{
+    struct scan sc = {.s = raw - 1, .len = raw_len + 2, .pos = 0};
+    size_t n = 0;
+
+    /* raw is the inside of a string the scanner accepted, so its quotes are
+     * at raw[-1] and raw[raw_len]. */
+    if (!scan_string(&sc, out, raw_len, &n))
+        abort();
+    return n;
+}
+
+void jsonscan_members_free(struct json_members *members)
+{
+    free(members->items);
+    *members = (struct json_members){0};
 }

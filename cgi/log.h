@@ -14,6 +14,14 @@ _Bool log_parse_level(const char *name, enum log_level *level);
 void log_write(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* To be called in a child right after fork(): its lines carry its own pid. */
+void log_forked(void);
+
+/* The one line per request ops grep for. The request id and the method are
+ * the host's and the client's: bounded and escaped, never verbatim. */
+void log_access(const char *request_id, const char *method, const char *route, int status,
+                long total_us, long db_us);
+
 #define log_at(level, ...)                                                               \
     do {                                                                                 \
         if (log_level >= (level))                                                        \

@@ -52,7 +52,8 @@ static void usage(FILE *out)
 {
     fputs(
         "usage: chatpatch [--listen PATH|HOST:PORT] [--workers N] [--socket-mode OCTAL]\n"
-        "                 [--socket-group GROUP] [--max-body BYTES] [--statement-timeout MS]\n"
+        "                 [--socket-group GROUP] [--max-body BYTES] [--statement-timeout "
+        "MS]\n"
         "                 [--log-level error|warn|info|debug]\n"
         "Database: DATABASE_URL (libpq conninfo or URI), else libpq's PG* variables.\n",
         out);
@@ -192,6 +193,7 @@ static pid_t spawn_worker(int listen_fd, const struct serve_config *config)
 
     if (pid == 0) {
         sigset_t none;
+        log_forked();
         sigemptyset(&none);
         signal(SIGCHLD, SIG_DFL);
         sigprocmask(SIG_SETMASK, &none, NULL);

@@ -2,8 +2,9 @@
  * Entry points: request_read(), request_free(). */
 #include "request.h"
 
+#include "buf.h"
+
 #include <ctype.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -22,56 +23,78 @@ static const char *request_param(char *const *envp, const char *name)
     return NULL;
 }
 
-/* Every value of a header that was sent several times, joined with sep;
- * nginx 1.22 passes each line as its own param. Returns NULL when the header
- * is absent, else a malloc-ed string. */
+/* A header value without the spaces and tabs around it, as HTTP reads it
+ * (RFC 9110, 5.5) and Node.js does; a host may pass them on. */
+static const char *trimmed(const char *v, size_t *len)
+{
+    size_t n = strlen(v);
+
+    while (n > 0 && (*v == ' ' || *v == '\t'))
+        v++, n--;
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    *len = n;
+    return v;
+}
+
+/* Every value of a header that was sent several times, each trimmed, joined
+ * with sep; nginx 1.22 passes each line as its own param. Returns NULL when
+ * the header is absent, else a malloc-ed string. */
 static char *joined_param(char *const *envp, const char *name, const char *sep)
 {
-    size_t n = strlen(name), count = 0;
-    char *out = NULL;
-    size_t out_len = 0;
-    FILE *f = NULL;
+    size_t n = strlen(name);
+    struct buf out = {0};
+    bool found = false;
 
     for (; envp && *envp; envp++) {
         if (strncmp(*envp, name, n) != 0 || (*envp)[n] != '=')
             continue;
-        if (!f && !(f = open_memstream(&out, &out_len)))
-            abort();
-        fprintf(f, "%s%s", count++ ? sep : "", *envp + n + 1);
+        size_t len;
+        const char *v = trimmed(*envp + n + 1, &len);
+        if (found)
+            buf_adds(&out, sep);
+        buf_add(&out, v, len);
+        found = true;
     }
-    if (f && fclose(f) != 0)
-        abort();
-    return out;
+    return found ? buf_take(&out, NULL) : NULL;
 }
 
+/* A request id fit to echo in a header and to write in the access log. */
 static bool request_id_ok(const char *id)
 {
     size_t n = 0;
 
     for (; id[n]; n++)
-        if (!isalnum((unsigned char)id[n]) && !strchr("-_.", id[n]))
+        if (!isalnum((unsigned char)id[n]) && !strchr("-_.@", id[n]))
             return false;
     return n > 0 && n <= REQUEST_ID_MAX;
 }
 
-/* nginx passes $request_id; a CGI caller may not: then make one like it. */
+/* The host's id for the request: nginx's $request_id (REQUEST_ID), or
+ * Apache's mod_unique_id (UNIQUE_ID). Never the client's X-Request-Id: a
+ * client must not choose what ops correlate logs by. Without one that is a
+ * plain token, the worker makes one like nginx's. */
 static char *request_id_from(char *const *envp)
 {
-    const char *given = request_param(envp, "REQUEST_ID");
+    static const char *const names[] = {"REQUEST_ID", "UNIQUE_ID"};
     unsigned char raw[16];
     char *id;
 
-    if (!given)
-        given = request_param(envp, "HTTP_X_REQUEST_ID");
-    if (given && request_id_ok(given))
-        return strdup(given);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *given = request_param(envp, names[i]);
+        if (given && request_id_ok(given))
+            return strdup(given);
+    }
     if (getrandom(raw, sizeof raw, 0) != sizeof raw)
         abort();
     id = malloc(2 * sizeof raw + 1);
     if (!id)
         abort();
-    for (size_t i = 0; i < sizeof raw; i++)
-        snprintf(id + 2 * i, 3, "%02x", raw[i]);
+    for (size_t i = 0; i < sizeof raw; i++) {
+        id[2 * i] = "0123456789abcdef"[raw[i] >> 4];
+        id[2 * i + 1] = "0123456789abcdef"[raw[i] & 15];
+    }
+    id[2 * sizeof raw] = '\0';
     return id;
 }
 

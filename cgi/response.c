@@ -3,12 +3,10 @@
  * response_reason(), issue_list_add(). */
 #include "response.h"
 
-#include <json-c/json.h>
-#include <stdio.h>
+#include "buf.h"
+
 #include <stdlib.h>
 #include <string.h>
-
-#define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
 const char *response_reason(int status)
 {
@@ -67,28 +65,26 @@ void response_set(struct response *res, int status, char *body)
     res->body = body;
 }
 
-static char *json_take_string(json_object *obj)
+static void add_key(struct buf *b, const char *key)
 {
-    char *s = strdup(json_object_to_json_string_ext(obj, JSON_FLAGS));
+    buf_adds(b, key);
+}
 
-    json_object_put(obj);
-    if (!s)
-        abort();
-    return s;
+static void add_string_member(struct buf *b, const char *key, const char *value)
+{
+    add_key(b, key);
+    buf_add_json_string(b, value, strlen(value));
 }
 
 /* zod's issue as h3 shows it: {"code":..,"message":..,"path":[..]}. */
-static json_object *issue_json(const struct issue *issue)
+static void add_issue(struct buf *b, const struct issue *issue)
 {
-    json_object *obj = json_object_new_object();
-    json_object *path = json_object_new_array();
-
+    add_string_member(b, "{\"code\":", issue->code);
+    add_string_member(b, ",\"message\":", issue->message);
+    buf_adds(b, ",\"path\":[");
     if (issue->field)
-        json_object_array_add(path, json_object_new_string(issue->field));
-    json_object_object_add(obj, "code", json_object_new_string(issue->code));
-    json_object_object_add(obj, "message", json_object_new_string(issue->message));
-    json_object_object_add(obj, "path", path);
-    return obj;
+        buf_add_json_string(b, issue->field, strlen(issue->field));
+    buf_adds(b, "]}");
 }
 
 void response_error(struct response *res, enum error_shape shape, int status,
@@ -98,75 +94,79 @@ void response_error(struct response *res, enum error_shape shape, int status,
     const char *text = message      ? message
                        : has_issues ? issues->items[0].message
                                     : response_reason(status);
-    json_object *body = json_object_new_object();
+    struct buf b = {0};
 
     switch (shape) {
     case SHAPE_GENERIC:
-        json_object_object_add(body, "statusCode", json_object_new_int(status));
-        json_object_object_add(body, "error", json_object_new_string(text));
+        add_key(&b, "{\"statusCode\":");
+        buf_add_long(&b, status);
+        add_string_member(&b, ",\"error\":", text);
         break;
     case SHAPE_STATUS_ERROR:
-        json_object_object_add(body, "status", json_object_new_string("error"));
-        json_object_object_add(body, "error", json_object_new_string(text));
+        add_string_member(&b, "{\"status\":\"error\",\"error\":", text);
         break;
     case SHAPE_H3:
-        json_object_object_add(body, "statusCode", json_object_new_int(status));
-        json_object_object_add(body, "statusMessage", json_object_new_string(text));
+        add_key(&b, "{\"statusCode\":");
+        buf_add_long(&b, status);
+        add_string_member(&b, ",\"statusMessage\":", text);
         if (has_issues) {
             /* The services report only the first issue (SPEC section 4). */
-            json_object *list = json_object_new_array();
-            json_object *data = json_object_new_object();
-            json_object_array_add(list, issue_json(&issues->items[0]));
-            json_object_object_add(data, "issues", list);
-            json_object_object_add(body, "data", data);
+            buf_adds(&b, ",\"data\":{\"issues\":[");
+            add_issue(&b, &issues->items[0]);
+            buf_adds(&b, "]}");
         }
         break;
     case SHAPE_NESTJS:
-        json_object_object_add(body, "statusCode", json_object_new_int(status));
+        add_key(&b, "{\"statusCode\":");
+        buf_add_long(&b, status);
         if (!message && has_issues) {
-            json_object *list = json_object_new_array();
-            for (size_t i = 0; i < issues->count; i++)
-                json_object_array_add(list,
-                                      json_object_new_string(issues->items[i].message));
-            json_object_object_add(body, "message", list);
+            buf_adds(&b, ",\"message\":[");
+            for (size_t i = 0; i < issues->count; i++) {
+                if (i)
+                    buf_addc(&b, ',');
+                buf_add_json_string(&b, issues->items[i].message,
+                                    strlen(issues->items[i].message));
+            }
+            buf_addc(&b, ']');
         } else {
-            json_object_object_add(body, "message", json_object_new_string(text));
+            add_string_member(&b, ",\"message\":", text);
         }
-        json_object_object_add(body, "error",
-                               json_object_new_string(response_reason(status)));
+        add_string_member(&b, ",\"error\":", response_reason(status));
         break;
     }
-    response_set(res, status, json_take_string(body));
+    buf_addc(&b, '}');
+    response_set(res, status, buf_take(&b, NULL));
 }
 
 char *response_format(const struct response *res, const char *request_id, size_t *len)
 {
     const char *body = res->body ? res->body : "";
     size_t body_len = strlen(body);
-    char *out = NULL;
-    size_t out_len = 0;
-    FILE *f = open_memstream(&out, &out_len);
+    struct buf b = {0};
 
-    if (!f)
-        abort();
-    fprintf(f,
-            "Status: %d %s\r\n"
-            "Content-Type: application/json; charset=utf-8\r\n"
-            "Cache-Control: no-store\r\n"
-            "X-Request-Id: %s\r\n",
-            res->status, response_reason(res->status), request_id);
-    if (res->allow)
-        fprintf(f, "Allow: %s\r\n", res->allow);
+    buf_reserve(&b, 256 + body_len);
+    buf_adds(&b, "Status: ");
+    buf_add_long(&b, res->status);
+    buf_addc(&b, ' ');
+    buf_adds(&b, response_reason(res->status));
+    buf_adds(&b, "\r\nContent-Type: application/json; charset=utf-8\r\n"
+                 "Cache-Control: no-store\r\nX-Request-Id: ");
+    buf_adds(&b, request_id);
+    buf_adds(&b, "\r\n");
+    if (res->allow[0]) {
+        buf_adds(&b, "Allow: ");
+        buf_adds(&b, res->allow);
+        buf_adds(&b, "\r\n");
+    }
     if (res->retry_after)
-        fputs("Retry-After: 1\r\n", f);
+        buf_adds(&b, "Retry-After: 1\r\n");
     if (res->extra_headers)
-        fputs(res->extra_headers, f);
-    fprintf(f, "Content-Length: %zu\r\n\r\n", body_len);
-    fwrite(body, 1, body_len, f);
-    if (fclose(f) != 0)
-        abort();
-    *len = out_len;
-    return out;
+        buf_adds(&b, res->extra_headers);
+    buf_adds(&b, "Content-Length: ");
+    buf_add_long(&b, (long long)body_len);
+    buf_adds(&b, "\r\n\r\n");
+    buf_add(&b, body, body_len);
+    return buf_take(&b, len);
 }
 
 void response_free(struct response *res)

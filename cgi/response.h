@@ -36,7 +36,7 @@ void issue_list_free(struct issue_list *list);
 struct response {
     int status;
     char *body;                /* malloc-ed JSON */
-    const char *allow;         /* Allow header value, or NULL */
+    char allow[64];            /* Allow header value, or "" */
     const char *extra_headers; /* "Name: value\r\n" lines, or NULL */
     bool retry_after;          /* Retry-After: 1 */
 };

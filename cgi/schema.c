@@ -1,17 +1,20 @@
 /* schema.c: body fields, checked and worded as each API's validator does.
- * Entry points: schema_check(), schema_free(), schema_expand().
+ * Entry points: schema_scan(), schema_word(), schema_check(), schema_free(),
+ * schema_expand().
  *
  * Problems are collected in the validators' order: the top-level type; then
  * each field in the profile's order (presence, type, emptiness); then the
  * unknown keys in body order; then "no field given". A dialect's shape
- * decides whether the first or all of them are shown. */
+ * decides whether the first or all of them are shown. Members are as
+ * JSON.parse leaves them: the last of duplicate keys wins, and a key is
+ * listed once, where it first appeared. */
 #include "schema.h"
 
+#include "buf.h"
 #include "field.h"
-#include "jsonscan.h"
+#include "jsnum.h"
 
-#include <json-c/json.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,215 +24,285 @@
 #define CODE_UNKNOWN_KEYS "unrecognized_keys"
 #define CODE_CUSTOM       "custom"
 
-/* The name JavaScript validators give the type of a JSON value:
- * null, boolean, number, string, array or object. */
-static const char *schema_type_name(json_object *value)
+/* The name JavaScript validators give the type of a JSON value. */
+static const char *kind_name(enum json_kind kind)
 {
-    switch (json_object_get_type(value)) {
-    case json_type_null:
-        return "null";
-    case json_type_boolean:
-        return "boolean";
-    case json_type_double:
-    case json_type_int:
-        return "number";
-    case json_type_string:
-        return "string";
-    case json_type_array:
-        return "array";
-    case json_type_object:
-        return "object";
-    }
-    return "unknown";
+    static const char *const names[] = {
+        [JSON_NULL] = "null",     [JSON_BOOLEAN] = "boolean", [JSON_NUMBER] = "number",
+        [JSON_STRING] = "string", [JSON_ARRAY] = "array",     [JSON_OBJECT] = "object",
+    };
+    return names[kind];
 }
 
 char *schema_expand(const char *tmpl, const char *field, const char *expected,
                     const char *received, const char *keys)
 {
     static const char *const names[] = {"{field}", "{expected}", "{received}", "{keys}"};
+    static const size_t lengths[] = {7, 10, 10, 6};
     const char *values[] = {field, expected, received, keys};
-    char *out = NULL;
-    size_t out_len = 0;
-    FILE *f = open_memstream(&out, &out_len);
+    struct buf out = {0};
 
-    if (!f)
-        abort();
     for (const char *p = tmpl; *p;) {
         size_t i = 0;
-        while (i < 4 && strncmp(p, names[i], strlen(names[i])) != 0)
+        while (i < 4 && (*p != '{' || strncmp(p, names[i], lengths[i]) != 0))
             i++;
         if (i < 4) {
-            fputs(values[i] ? values[i] : "", f);
-            p += strlen(names[i]);
+            if (values[i])
+                buf_adds(&out, values[i]);
+            p += lengths[i];
         } else {
-            fputc(*p++, f);
+            buf_addc(&out, *p++);
         }
     }
-    if (fclose(f) != 0)
+    return buf_take(&out, NULL);
+}
+
+/* A member's key, decoded. Returns the key itself when it has no escapes,
+ * else a malloc-ed copy in *copy (the caller frees it). */
+static const char *member_key(const struct json_member *m, size_t *len, char **copy)
+{
+    *copy = NULL;
+    if (!m->key_escaped) {
+        *len = m->key_len;
+        return m->key;
+    }
+    *copy = malloc(m->key_len + 1);
+    if (!*copy)
         abort();
-    return out;
+    *len = jsonscan_decode(m->key, m->key_len, *copy);
+    (*copy)[*len] = '\0';
+    return *copy;
 }
 
-static bool is_known_key(const struct api_profile *api, const char *key)
+/* The profile's field named by a member, or -1. */
+static int field_of(const struct api_profile *api, const struct json_member *m)
 {
-    for (size_t i = 0; i < api->nfields; i++)
-        if (strcmp(api->fields[i].key, key) == 0)
-            return true;
-    return false;
+    char *copy;
+    size_t len;
+    const char *key = member_key(m, &len, &copy);
+    int found = -1;
+
+    for (size_t i = 0; i < api->nfields && found < 0; i++)
+        if (strlen(api->fields[i].key) == len &&
+            memcmp(api->fields[i].key, key, len) == 0)
+            found = (int)i;
+    free(copy);
+    return found;
 }
 
-/* Returns a malloc-ed copy of the string without JavaScript white space
- * around it. */
-static char *trimmed_copy(json_object *str)
+/* A string value's text, decoded and without JavaScript white space around
+ * it. Returns a malloc-ed string. */
+static char *trimmed_string(const struct json_member *m)
 {
-    const char *s = json_object_get_string(str);
-    size_t start = 0, end = (size_t)json_object_get_string_len(str);
+    char *text = malloc(m->value_len);
+    size_t start = 0, end;
 
-    field_trim(s, &start, &end);
-    return strndup(s + start, end - start);
+    if (!text)
+        abort();
+    end = jsonscan_decode(m->value + 1, m->value_len - 2, text);
+    field_trim(text, &start, &end);
+    memmove(text, text + start, end - start);
+    text[end - start] = '\0';
+    return text;
 }
 
-/* One field: absent, null, of the wrong type, empty, or a value to store. */
-static void check_field(const struct api_field *field, const struct schema_dialect *d,
-                        json_object *root, const char *body, size_t len,
-                        struct body_check *out, struct field_value *value)
+/* One field from its member (NULL when absent): a problem, or a value. */
+static enum field_problem take_field(const struct api_field *field,
+                                     const struct json_member *m,
+                                     struct field_value *value)
 {
-    json_object *v;
-    const char *expected = d->type_names[field->type];
-
-    if (!json_object_object_get_ex(root, field->key, &v)) {
-        if (field->required)
-            issue_list_add(
-                &out->issues, CODE_INVALID_TYPE,
-                schema_expand(d->missing, field->key, expected, "undefined", NULL),
-                field->key);
-        return;
-    }
-    if (!v && field->nullable) {
+    if (!m)
+        return field->required ? PROBLEM_MISSING : PROBLEM_NONE;
+    if (m->kind == JSON_NULL && field->nullable) {
         *value = (struct field_value){.given = true, .text = NULL};
-        return;
+        return PROBLEM_NONE;
     }
-    json_type want = field->type == FIELD_STRING ? json_type_string : json_type_object;
-    if (json_object_get_type(v) != want) {
-        issue_list_add(
-            &out->issues, CODE_INVALID_TYPE,
-            schema_expand(d->wrong_type, field->key, expected, schema_type_name(v), NULL),
-            field->key);
-        return;
-    }
+    if (m->kind != (field->type == FIELD_STRING ? JSON_STRING : JSON_OBJECT))
+        return PROBLEM_TYPE;
     if (field->type == FIELD_OBJECT) {
-        /* jsonb must get the raw text: json-c would clamp big integers. */
-        const char *raw;
-        size_t raw_len;
-        if (!jsonscan_member(body, len, field->key, &raw, &raw_len))
-            abort(); /* json-c found the member, so the scanner does too */
-        *value = (struct field_value){.given = true, .text = strndup(raw, raw_len)};
-        return;
+        struct buf json = {0};
+        jsnum_normalize_json(m->value, m->value_len, &json);
+        *value = (struct field_value){.given = true, .text = buf_take(&json, NULL)};
+        return PROBLEM_NONE;
     }
-    char *text = trimmed_copy(v);
+    char *text = trimmed_string(m);
     if (text[0] == '\0' && !field->may_be_empty) {
         free(text);
-        issue_list_add(&out->issues, CODE_TOO_SMALL,
-                       schema_expand(d->empty, field->key, expected, "string", NULL),
-                       field->key);
-        return;
+        return PROBLEM_EMPTY;
     }
     *value = (struct field_value){.given = true, .text = text};
+    return PROBLEM_NONE;
 }
 
-/* Unknown keys, in body order: one problem listing all, or one each. */
-static void check_unknown_keys(const struct api_profile *api, json_object *root,
-                               struct body_check *out)
+void schema_scan(const struct api_profile *api, const char *body, size_t len,
+                 struct body_check *out)
+{
+    const struct json_member *last[API_MAX_FIELDS] = {0};
+    bool problem = false, any_given = false;
+
+    *out = (struct body_check){.failure = FAIL_NONE, .body = body};
+    if (!jsonscan_parse(body, len, SCHEMA_MAX_DEPTH, &out->top, &out->members)) {
+        out->failure = FAIL_JSON;
+        return;
+    }
+    if (out->top != JSON_OBJECT) {
+        out->failure = api->dialect->not_object ? FAIL_SCHEMA : FAIL_JSON;
+        return;
+    }
+    for (size_t i = 0; i < out->members.count; i++) {
+        const struct json_member *m = &out->members.items[i];
+        int f = field_of(api, m);
+        if (f >= 0)
+            last[f] = m;
+        else
+            out->has_unknown_keys = true;
+    }
+    for (size_t i = 0; i < api->nfields; i++) {
+        out->problems[i] = take_field(&api->fields[i], last[i], &out->values[i]);
+        if (last[i])
+            out->received[i] = last[i]->kind;
+        problem |= out->problems[i] != PROBLEM_NONE;
+        any_given |= out->values[i].given;
+    }
+    problem |= out->has_unknown_keys && api->dialect->unknown_one;
+    problem |= !any_given && api->dialect->none_given;
+    if (problem)
+        out->failure = FAIL_SCHEMA;
+}
+
+/* ---- wording -------------------------------------------------------------- */
+
+/* The unknown keys in body order, each once, as a set of decoded keys. */
+struct key_set {
+    const char **keys;
+    size_t *lengths;
+    size_t cap; /* a power of two, at least twice the keys */
+};
+
+static uint64_t key_hash(const char *key, size_t len)
+{
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* Adds the key; returns false when it was there already. */
+static bool key_set_add(struct key_set *set, const char *key, size_t len)
+{
+    size_t i = (size_t)key_hash(key, len) & (set->cap - 1);
+
+    for (; set->keys[i]; i = (i + 1) & (set->cap - 1))
+        if (set->lengths[i] == len && memcmp(set->keys[i], key, len) == 0)
+            return false;
+    set->keys[i] = key;
+    set->lengths[i] = len;
+    return true;
+}
+
+static void word_unknown_keys(const struct api_profile *api, struct body_check *check)
 {
     const struct schema_dialect *d = api->dialect;
-    char *keys = NULL;
-    size_t keys_len = 0, count = 0;
-    FILE *f;
+    struct key_set set = {.cap = 16};
+    struct buf keys = {0};
+    char **copies = calloc(check->members.count + 1, sizeof *copies);
+    size_t count = 0;
 
-    if (!d->unknown_one)
-        return;
-    f = open_memstream(&keys, &keys_len);
-    if (!f)
+    while (set.cap < 2 * check->members.count)
+        set.cap *= 2;
+    set.keys = calloc(set.cap, sizeof *set.keys);
+    set.lengths = calloc(set.cap, sizeof *set.lengths);
+    if (!copies || !set.keys || !set.lengths)
         abort();
-    json_object_object_foreach(root, key, unused)
-    {
-        (void)unused;
-        if (is_known_key(api, key))
+    for (size_t i = 0; i < check->members.count; i++) {
+        const struct json_member *m = &check->members.items[i];
+        size_t len;
+        const char *key = member_key(m, &len, &copies[i]);
+        if (field_of(api, m) >= 0 || !key_set_add(&set, key, len))
             continue;
         if (!d->unknown_many) {
-            issue_list_add(&out->issues, CODE_UNKNOWN_KEYS,
-                           schema_expand(d->unknown_one, NULL, NULL, NULL, key), NULL);
+            char *name = strndup(key, len);
+            if (!name)
+                abort();
+            issue_list_add(&check->issues, CODE_UNKNOWN_KEYS,
+                           schema_expand(d->unknown_one, NULL, NULL, NULL, name), NULL);
+            free(name);
             continue;
         }
-        fprintf(f, "%s\"%s\"", count ? ", " : "", key);
-        count++;
+        buf_adds(&keys, count++ ? ", \"" : "\"");
+        buf_add(&keys, key, len);
+        buf_addc(&keys, '"');
     }
-    if (fclose(f) != 0)
-        abort();
     if (count > 0)
-        issue_list_add(&out->issues, CODE_UNKNOWN_KEYS,
+        issue_list_add(&check->issues, CODE_UNKNOWN_KEYS,
                        schema_expand(count == 1 ? d->unknown_one : d->unknown_many, NULL,
-                                     NULL, NULL, keys),
+                                     NULL, NULL, keys.data),
                        NULL);
-    free(keys);
+    buf_free(&keys);
+    for (size_t i = 0; i < check->members.count; i++)
+        free(copies[i]);
+    free(copies);
+    free(set.keys);
+    free(set.lengths);
 }
 
-/* Builds json-c's tree of a text jsonscan_valid() accepted. json-c gives
- * JSON null as NULL, so success is read from the tokener; and a number at
- * the very end of the text waits for more input until an empty final chunk
- * says there is none. */
-static bool parse(const char *body, size_t len, json_object **root)
+void schema_word(const struct api_profile *api, struct body_check *check)
 {
-    struct json_tokener *tok = json_tokener_new_ex(SCHEMA_MAX_DEPTH + 1);
-    bool ok;
+    const struct schema_dialect *d = api->dialect;
+    bool any_given = false;
 
-    if (!tok)
-        abort();
-    *root = json_tokener_parse_ex(tok, body, (int)len);
-    if (json_tokener_get_error(tok) == json_tokener_continue)
-        *root = json_tokener_parse_ex(tok, "", 1);
-    ok = json_tokener_get_error(tok) == json_tokener_success;
-    json_tokener_free(tok);
-    return ok;
+    if (check->failure != FAIL_SCHEMA || check->issues.count > 0)
+        return;
+    if (check->top != JSON_OBJECT) {
+        issue_list_add(
+            &check->issues, CODE_INVALID_TYPE,
+            schema_expand(d->not_object, NULL, "object", kind_name(check->top), NULL),
+            NULL);
+        return;
+    }
+    for (size_t i = 0; i < api->nfields; i++) {
+        const struct api_field *f = &api->fields[i];
+        const char *expected = d->type_names[f->type];
+        any_given |= check->values[i].given;
+        switch (check->problems[i]) {
+        case PROBLEM_NONE:
+            break;
+        case PROBLEM_MISSING:
+            issue_list_add(&check->issues, CODE_INVALID_TYPE,
+                           schema_expand(d->missing, f->key, expected, "undefined", NULL),
+                           f->key);
+            break;
+        case PROBLEM_TYPE:
+            issue_list_add(&check->issues, CODE_INVALID_TYPE,
+                           schema_expand(d->wrong_type, f->key, expected,
+                                         kind_name(check->received[i]), NULL),
+                           f->key);
+            break;
+        case PROBLEM_EMPTY:
+            issue_list_add(&check->issues, CODE_TOO_SMALL,
+                           schema_expand(d->empty, f->key, expected, "string", NULL),
+                           f->key);
+            break;
+        }
+    }
+    if (check->has_unknown_keys && d->unknown_one)
+        word_unknown_keys(api, check);
+    if (d->none_given && !any_given && check->issues.count == 0)
+        issue_list_add(&check->issues, CODE_CUSTOM, strdup(d->none_given), NULL);
 }
 
 void schema_check(const struct api_profile *api, const char *body, size_t len,
                   struct body_check *out)
 {
-    const struct schema_dialect *d = api->dialect;
-    json_object *root = NULL;
-
-    *out = (struct body_check){.failure = FAIL_NONE};
-    if (!jsonscan_valid(body, len, SCHEMA_MAX_DEPTH) || !parse(body, len, &root)) {
-        out->failure = FAIL_JSON;
-        return;
-    }
-    if (!json_object_is_type(root, json_type_object)) {
-        if (d->not_object)
-            issue_list_add(&out->issues, CODE_INVALID_TYPE,
-                           schema_expand(d->not_object, NULL, "object",
-                                         schema_type_name(root), NULL),
-                           NULL);
-        else
-            out->failure = FAIL_JSON;
-    } else {
-        bool any_given = false;
-        for (size_t i = 0; i < api->nfields; i++) {
-            check_field(&api->fields[i], d, root, body, len, out, &out->values[i]);
-            any_given |= out->values[i].given;
-        }
-        check_unknown_keys(api, root, out);
-        if (d->none_given && !any_given && out->issues.count == 0)
-            issue_list_add(&out->issues, CODE_CUSTOM, strdup(d->none_given), NULL);
-    }
-    if (out->failure == FAIL_NONE && out->issues.count > 0)
-        out->failure = FAIL_SCHEMA;
-    json_object_put(root);
+    schema_scan(api, body, len, out);
+    schema_word(api, out);
 }
 
 void schema_free(struct body_check *check)
 {
     issue_list_free(&check->issues);
+    jsonscan_members_free(&check->members);
     for (size_t i = 0; i < API_MAX_FIELDS; i++)
         free(check->values[i].text);
 }

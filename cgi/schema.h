@@ -1,8 +1,15 @@
-/* schema.h: a request body checked against a profile's fields. */
+/* schema.h: a request body checked against a profile's fields.
+ *
+ * The body is parsed once (jsonscan_parse). schema_scan() finds the field
+ * values and whether there is any problem, which is all the engine needs to
+ * decide the answer; the problems are worded (schema_word) only when the
+ * answer is the schema step, so a request refused for its credential never
+ * pays for wording thousands of unknown keys. */
 #ifndef CHATPATCH_SCHEMA_H
 #define CHATPATCH_SCHEMA_H
 
 #include "api.h"
+#include "jsonscan.h"
 #include "response.h"
 
 /* The deepest nesting of objects and arrays a body may have (SPEC 2). */
@@ -10,19 +17,41 @@
 
 struct field_value {
     bool given;
-    char *text; /* malloc-ed: the trimmed string or the raw JSON; NULL for null */
+    char *text; /* malloc-ed: the trimmed string or the object's JSON (numbers
+                   as JavaScript writes them); NULL for null */
 };
+
+enum field_problem { PROBLEM_NONE, PROBLEM_MISSING, PROBLEM_TYPE, PROBLEM_EMPTY };
 
 struct body_check {
     enum local_failure failure; /* FAIL_NONE, FAIL_JSON or FAIL_SCHEMA */
-    struct issue_list issues;   /* the problems behind FAIL_SCHEMA, in order */
+    struct issue_list issues;   /* the problems behind FAIL_SCHEMA, once worded */
     struct field_value values[API_MAX_FIELDS];
+
+    /* What schema_word() needs. */
+    const char *body;
+    enum json_kind top;
+    struct json_members members;
+    enum field_problem problems[API_MAX_FIELDS];
+    enum json_kind received[API_MAX_FIELDS];
+    bool has_unknown_keys;
 };
 
-/* Checks body against api's fields and dialect, in the dialect's order.
- * Always fills out; release it with schema_free(). */
+/* Checks body against api's fields: out->failure and out->values, no
+ * wording. body must outlive out. Release out with schema_free(). */
+void schema_scan(const struct api_profile *api, const char *body, size_t len,
+                 struct body_check *out);
+
+/* Words the problems schema_scan() found into out->issues, in the dialect's
+ * order: the top-level type; each field in the profile's order (presence,
+ * type, emptiness); the unknown keys in body order, each once; "no field
+ * given". */
+void schema_word(const struct api_profile *api, struct body_check *check);
+
+/* schema_scan() and, on FAIL_SCHEMA, schema_word(). */
 void schema_check(const struct api_profile *api, const char *body, size_t len,
                   struct body_check *out);
+
 void schema_free(struct body_check *check);
 
 /* Expands {field}, {expected}, {received} and {keys} in a dialect template.

@@ -40,9 +40,8 @@ static char *answer(const struct request *req, long start_us, size_t *len)
 
     engine_handle(req, &res, &outcome);
     out = response_format(&res, req->request_id, len);
-    log_info("access rid=%s method=%s route=%s status=%d total_us=%ld db_us=%ld",
-             req->request_id, req->method, outcome.route, res.status,
-             clock_now_us() - start_us, outcome.db_us);
+    log_access(req->request_id, req->method, outcome.route, res.status,
+               clock_now_us() - start_us, outcome.db_us);
     response_free(&res);
     return out;
 }

@@ -6,15 +6,19 @@
  *  - what jsonscan_valid() accepts, json-c (depth 33, with the end of input
  *    fed as schema.c does) parses too, up to trailing white space;
  *  - jsonscan_valid() is monotonic in max_depth;
- *  - jsonscan_member() finds exactly the members json-c finds, and the raw
- *    text it returns lies inside the body and is itself valid JSON;
+ *  - jsonscan_parse() accepts exactly what jsonscan_valid() does; the last
+ *    of its members with a key (decoded) is there exactly when json-c finds
+ *    that key, and every member's raw text lies inside the body and is
+ *    itself valid JSON;
  *  - schema_check(): bad JSON is FAIL_JSON, an object never is; an accepted
  *    string field is valid UTF-8, trimmed as JavaScript trims, and non-empty
- *    unless the field may be empty; an accepted object field is the raw text
- *    of a JSON object; a schema failure has issues;
+ *    unless the field may be empty; an accepted object field is a JSON
+ *    object with its numbers as JavaScript writes them, which normalizing
+ *    again leaves as it is; a schema failure has issues;
  *  - every error body built from the issues is valid JSON. */
 #include "api.h"
 #include "field.h"
+#include "jsnum.h"
 #include "jsonscan.h"
 #include "response.h"
 #include "schema.h"
@@ -71,20 +75,53 @@ static json_object *json_c_parse(const char *s, size_t len, size_t *end,
     return root;
 }
 
+/* The last member named key, as JSON.parse keeps it, or NULL. */
+static const struct json_member *last_member(const struct json_members *members,
+                                             const char *key)
+{
+    const struct json_member *found = NULL;
+
+    for (size_t i = 0; i < members->count; i++) {
+        const struct json_member *m = &members->items[i];
+        char *name = malloc(m->key_len + 1);
+        CHECK(name != NULL);
+        size_t n = jsonscan_decode(m->key, m->key_len, name);
+        if (n == strlen(key) && memcmp(name, key, n) == 0)
+            found = m;
+        free(name);
+    }
+    return found;
+}
+
 static void check_members(const char *s, size_t len, json_object *root)
 {
-    for (size_t k = 0; k < sizeof member_keys / sizeof member_keys[0]; k++) {
-        const char *raw = NULL;
-        size_t raw_len = 0;
-        bool found = jsonscan_member(s, len, member_keys[k], &raw, &raw_len);
-        bool json_c_found = json_object_object_get_ex(root, member_keys[k], NULL);
+    struct json_members members = {0};
+    enum json_kind top;
 
-        CHECK(found == json_c_found);
-        if (!found)
-            continue;
-        CHECK(raw >= s && raw_len > 0 && raw_len <= len && raw + raw_len <= s + len);
-        CHECK(jsonscan_valid(raw, raw_len, 1 << 20));
+    CHECK(jsonscan_parse(s, len, SCHEMA_MAX_DEPTH, &top, &members));
+    CHECK(top == JSON_OBJECT);
+    for (size_t i = 0; i < members.count; i++) {
+        const struct json_member *m = &members.items[i];
+        CHECK(m->key >= s && m->key + m->key_len <= s + len);
+        CHECK(m->value >= s && m->value_len > 0 && m->value + m->value_len <= s + len);
+        CHECK(jsonscan_valid(m->value, m->value_len, 1 << 20));
     }
+    for (size_t k = 0; k < sizeof member_keys / sizeof member_keys[0]; k++) {
+        bool json_c_found = json_object_object_get_ex(root, member_keys[k], NULL);
+        CHECK((last_member(&members, member_keys[k]) != NULL) == json_c_found);
+    }
+    jsonscan_members_free(&members);
+}
+
+/* A normalized text is valid JSON and normalizing it again changes nothing. */
+static void check_normalized(const char *text, size_t n)
+{
+    struct buf again = {0};
+
+    CHECK(jsonscan_valid(text, n, SCHEMA_MAX_DEPTH));
+    jsnum_normalize_json(text, n, &again);
+    CHECK(again.len == n && memcmp(again.data, text, n) == 0);
+    buf_free(&again);
 }
 
 /* The error body the engine would send for these issues is JSON. */
@@ -140,7 +177,7 @@ static void check_profile(const struct api_profile *api, const char *body, size_
         size_t n = strlen(v->text), start = 0, end = n;
         if (field->type == FIELD_OBJECT) {
             CHECK(n > 0 && v->text[0] == '{');
-            CHECK(jsonscan_valid(v->text, n, SCHEMA_MAX_DEPTH));
+            check_normalized(v->text, n);
             continue;
         }
         CHECK(field_utf8_valid(v->text, n));
@@ -170,6 +207,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size > INT32_MAX)
         return 0;
+    {
+        struct json_members members = {0};
+        enum json_kind top;
+        CHECK(jsonscan_parse(raw, size, SCHEMA_MAX_DEPTH, &top, &members) == valid);
+        jsonscan_members_free(&members);
+    }
     if (valid) {
         CHECK(jsonscan_valid(raw, size, SCHEMA_MAX_DEPTH + 1));
         CHECK(jsonscan_valid(raw, size, 1 << 20));

@@ -8,6 +8,9 @@ and updated_at later.
 
 Numbers in `metadata` are compared exactly: HTTP bodies and jsonb text are
 parsed with decimal.Decimal for fractions and exponents and int for integers.
+They are stored and answered as the Node.js service holds them (issue 8):
+JSON.parse makes each a double, JSON.stringify writes it back; the expected
+texts below were written by Node.js itself.
 """
 
 import decimal
@@ -495,43 +498,65 @@ def test_second_update_keeps_first(http, db, w):
 
 # ---- metadata --------------------------------------------------------------------------------
 
+# body metadata -> what Node.js's JSON.stringify(JSON.parse(...)) gives
 METADATA_CASES = {
-    "empty": "{}",
-    "nested": '{"a":{"b":{"c":[1,[2,[3,{"d":null}]],true,false]}},"e":[]}',
-    "unicode": '{"emoji":"😀","cjk":"标题","é":"ü","rtl":"עברית","esc":"\\u00e9\\ud83d\\ude00\\n\\t"}',
-    "point-one": '{"x":0.1}',
-    "huge-exponent": '{"x":1e400}',
-    "tiny-exponent": '{"x":1e-400}',
-    "big-integer": '{"x":123456789012345678901234567890}',
-    "negative-big": '{"x":-123456789012345678901234567890.123456789}',
-    "many-numbers": '{"n":[0,-0.5,1.0,1.50,2E3,-7e-3,9007199254740993,3.141592653589793238462643383279]}',
-    "strings-that-look-like-numbers": '{"s":"1e400","t":"0.1"}',
-    "key-order-and-types": '{"zeta":1,"alpha":"x","mid":[{}],"b":false,"a":null}',
+    "empty": ("{}", "{}"),
+    "nested": ('{"a":{"b":{"c":[1,[2,[3,{"d":null}]],true,false]}},"e":[]}',
+               '{"a":{"b":{"c":[1,[2,[3,{"d":null}]],true,false]}},"e":[]}'),
+    "unicode": ('{"emoji":"😀","cjk":"标题","é":"ü","rtl":"עברית","esc":"\\u00e9\\ud83d\\ude00\\n\\t"}',
+                '{"emoji":"😀","cjk":"标题","é":"ü","rtl":"עברית","esc":"é😀\\n\\t"}'),
+    "point-one": ('{"x":0.1}', '{"x":0.1}'),
+    "huge-exponent": ('{"x":1e400}', '{"x":null}'),
+    "tiny-exponent": ('{"x":1e-400}', '{"x":0}'),
+    "big-integer": ('{"x":123456789012345678901234567890}', '{"x":1.2345678901234568e+29}'),
+    "negative-big": ('{"x":-123456789012345678901234567890.123456789}',
+                     '{"x":-1.2345678901234568e+29}'),
+    "many-numbers": ('{"n":[0,-0.5,1.0,1.50,2E3,-7e-3,9007199254740993,3.141592653589793238462643383279]}',
+                     '{"n":[0,-0.5,1,1.5,2000,-0.007,9007199254740992,3.141592653589793]}'),
+    "strings-that-look-like-numbers": ('{"s":"1e400","t":"0.1"}', '{"s":"1e400","t":"0.1"}'),
+    "key-order-and-types": ('{"zeta":1,"alpha":"x","mid":[{}],"b":false,"a":null}',
+                            '{"zeta":1,"alpha":"x","mid":[{}],"b":false,"a":null}'),
+    # issue 8: numbers PostgreSQL's numeric cannot hold, or would write out in full
+    "beyond-double": ('{"x":1e131071,"y":1e131072,"z":1e-16384,"w":1e99999999999999999999}',
+                      '{"x":null,"y":null,"z":0,"w":null}'),
+    "exponent-forms": ('{"a":1e21,"b":1e20,"c":1e-7,"d":1E+2,"e":-0}',
+                       '{"a":1e+21,"b":100000000000000000000,"c":1e-7,"d":100,"e":0}'),
 }
 
 
-@pytest.mark.parametrize("text", METADATA_CASES.values(), ids=METADATA_CASES.keys())
-def test_metadata_replaced_and_returned_exactly(http, db, w, text):
+@pytest.mark.parametrize("text,node", METADATA_CASES.values(), ids=METADATA_CASES.keys())
+def test_metadata_stored_and_answered_as_node_does(http, db, w, text, node):
     body = ('{"metadata":' + text + "}").encode()
-    resp = check_success(http, db, w, body, metadata=exact(text))
-    # The body's metadata and what jsonb holds are the same value, numbers exactly.
+    resp = check_success(http, db, w, body, metadata=exact(node))
+    # What jsonb holds is the same value, and the answer writes every number
+    # as Node.js would (compared as text, number by number).
     stored = fetch_chat(db, w.chat_id)["metadata_text"]
-    assert exact(resp.content)["metadata"] == exact(stored) == exact(text)
+    assert exact(resp.content)["metadata"] == exact(stored) == exact(node)
+    text = resp.content.decode()
+    assert text.endswith("}") and '"metadata":' in text, text[:300]
+    answered = text[text.rindex('"metadata":') + len('"metadata":') : -1]  # the last key
+    assert numbers_in(answered) == numbers_in(node), answered
 
 
-def test_metadata_big_numbers_exact(http, db, w):
+def numbers_in(text):
+    """The number tokens of a JSON text, outside strings, in order."""
+    import re
+
+    outside = re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
+    return sorted(re.findall(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?", outside))
+
+
+def test_metadata_numbers_as_doubles(http, db, w):
     body = b'{"metadata":{"big":123456789012345678901234567890,"p":0.1,"huge":1e400}}'
     resp = check_success(http, db, w, body,
-                         metadata={"big": 123456789012345678901234567890,
-                                   "p": decimal.Decimal("0.1"), "huge": decimal.Decimal("1e400")})
-    got = exact(resp.content)["metadata"]
-    assert got["big"] == 123456789012345678901234567890 and isinstance(got["big"], int)
-    assert got["p"] == decimal.Decimal("0.1")
-    assert got["huge"] == 10 ** 400
+                         metadata={"big": decimal.Decimal("1.2345678901234568e+29"),
+                                   "p": decimal.Decimal("0.1"), "huge": None})
+    text = resp.content.decode()
+    assert '"big":1.2345678901234568e+29' in text and '"huge":null' in text, text
     row = db.execute("SELECT metadata->>'big' AS big, metadata->>'p' AS p, "
-                     "(metadata->'huge')::numeric = 1e400 AS huge_ok FROM leanmcp.chats "
+                     "metadata->'huge' AS huge FROM leanmcp.chats "
                      "WHERE id = %s::uuid", (w.chat_id,)).fetchone()
-    assert row == {"big": "123456789012345678901234567890", "p": "0.1", "huge_ok": True}
+    assert row == {"big": "123456789012345680000000000000", "p": "0.1", "huge": None}
 
 
 def test_metadata_replaces_whole(http, db, w):

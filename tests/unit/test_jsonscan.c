@@ -27,19 +27,34 @@ static void assert_valid_text(const char *s, size_t len, bool want)
                  want ? "true" : "false");
 }
 
-/* The raw member text, or NULL when jsonscan_member() finds none. The
- * returned pointer must lie inside the body. */
+/* The raw text of the last member named key (decoded), as JSON.parse keeps
+ * it, from jsonscan_parse()'s list; NULL when there is none. Every span
+ * must lie inside the body. */
 static char *member(const char *body, const char *key)
 {
-    const char *value = NULL;
-    size_t value_len = 0;
+    struct json_members members = {0};
+    enum json_kind top;
     size_t len = strlen(body);
+    char *found = NULL;
 
     assert_true(jsonscan_valid(body, len, DEPTH));
-    if (!jsonscan_member(body, len, key, &value, &value_len))
-        return NULL;
-    assert_true(value >= body && value + value_len <= body + len);
-    return strndup(value, value_len);
+    assert_true(jsonscan_parse(body, len, DEPTH, &top, &members));
+    assert_int_equal(top, JSON_OBJECT);
+    for (size_t i = 0; i < members.count; i++) {
+        const struct json_member *m = &members.items[i];
+        char name[1024];
+        assert_true(m->key >= body && m->key + m->key_len <= body + len);
+        assert_true(m->value >= body && m->value + m->value_len <= body + len);
+        assert_true(m->key_len < sizeof name);
+        size_t name_len = jsonscan_decode(m->key, m->key_len, name);
+        assert_int_equal(m->key_escaped, memchr(m->key, '\\', m->key_len) != NULL);
+        if (name_len == strlen(key) && memcmp(name, key, name_len) == 0) {
+            free(found);
+            found = strndup(m->value, m->value_len);
+        }
+    }
+    jsonscan_members_free(&members);
+    return found;
 }
 
 static void assert_member(const char *body, const char *key, const char *want)
@@ -419,7 +434,7 @@ static void test_length_bounds_the_text(void **state)
     assert_false(jsonscan_valid("truex", 3, DEPTH));
 }
 
-/* ---- jsonscan_member ----------------------------------------------------- */
+/* ---- jsonscan_parse: the top-level members -------------------------------- */
 
 static void test_member_simple_values(void **state)
 {

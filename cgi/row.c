@@ -1,0 +1,148 @@
+/* row.c: PostgreSQL's binary column values written as the services' JSON.
+ * Entry points: row_write_json(), row_add_timestamp().
+ *
+ * The binary format spares PostgreSQL its text output functions (timestamps
+ * above all), and its meaning does not hang on the session's DateStyle or
+ * TimeZone. */
+#include "row.h"
+
+#include "jsnum.h"
+
+#include <stdio.h>
+
+static uint64_t be(const char *p, int n)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < n; i++)
+        v = v << 8 | (unsigned char)p[i];
+    return v;
+}
+
+/* Howard Hinnant's days_from_civil, inverted: the date of a day number
+ * counted from 1970-01-01. */
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
+
+void row_add_timestamp(struct buf *out, int64_t us)
+{
+    /* PostgreSQL's -infinity and infinity */
+    if (us == INT64_MIN || us == INT64_MAX) {
+        buf_adds(out, "null");
+        return;
+    }
+    const int64_t ms_per_day = 86400000;
+    int64_t ms = floor_div(us, 1000) + INT64_C(946684800000); /* from 1970 */
+    int64_t day = floor_div(ms, ms_per_day), in_day = ms - day * ms_per_day, year;
+    int month, mday;
+    char text[48];
+
+    civil_from_days(day, &year, &month, &mday);
+    /* toISOString: four digits, or a sign and six beyond 0000..9999 */
+    int n = year >= 0 && year <= 9999
+                ? snprintf(text, sizeof text, "\"%04d", (int)year)
+                : snprintf(text, sizeof text, "\"%c%06lld", year < 0 ? '-' : '+',
+                           (long long)(year < 0 ? -year : year));
+    snprintf(text + n, sizeof text - (size_t)n, "-%02d-%02dT%02d:%02d:%02d.%03dZ\"",
+             month, mday, (int)(in_day / 3600000), (int)(in_day / 60000 % 60),
+             (int)(in_day / 1000 % 60), (int)(in_day % 1000));
+    buf_adds(out, text);
+}
+
+static void add_uuid(struct buf *out, const char *p)
+{
+    static const char hex[] = "0123456789abcdef";
+    char text[38];
+    size_t n = 0;
+
+    text[n++] = '"';
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            text[n++] = '-';
+        text[n++] = hex[(unsigned char)p[i] >> 4];
+        text[n++] = hex[(unsigned char)p[i] & 15];
+    }
+    text[n++] = '"';
+    buf_add(out, text, n);
+}
+
+/* One column's value; false when its length is not its type's. */
+static bool add_value(struct buf *out, enum column_type type, const char *p, int len)
+{
+    static const int fixed[COL_JSONB + 1] = {
+        [COL_INT4] = 4,      [COL_INT8] = 8,  [COL_BOOL] = 1,
+        [COL_TIMESTAMP] = 8, [COL_UUID] = 16,
+    };
+
+    if (fixed[type] && len != fixed[type])
+        return false;
+    switch (type) {
+    case COL_TEXT:
+        buf_add_json_string(out, p, (size_t)len);
+        break;
+    case COL_INT4:
+        buf_add_long(out, (int32_t)be(p, 4));
+        break;
+    case COL_INT8:
+        buf_add_long(out, (int64_t)be(p, 8));
+        break;
+    case COL_BOOL:
+        buf_adds(out, p[0] ? "true" : "false");
+        break;
+    case COL_TIMESTAMP:
+        row_add_timestamp(out, (int64_t)be(p, 8));
+        break;
+    case COL_UUID:
+        add_uuid(out, p);
+        break;
+    case COL_JSONB: /* a version byte (1), then the text */
+        if (len < 1 || p[0] != 1)
+            return false;
+        jsnum_normalize_json(p + 1, (size_t)len - 1, out);
+        break;
+    }
+    return true;
+}
+
+bool row_write_json(const struct api_profile *api, const PGresult *r, int first,
+                    struct buf *out)
+{
+    if (PQnfields(r) != first + (int)api->ncolumns)
+        return false;
+    if (api->envelope) {
+        buf_adds(out, "{\"");
+        buf_adds(out, api->envelope);
+        buf_adds(out, "\":");
+    }
+    for (size_t i = 0; i < api->ncolumns; i++) {
+        int col = first + (int)i;
+        buf_adds(out, i ? ",\"" : "{\"");
+        buf_adds(out, api->columns[i].key);
+        buf_adds(out, "\":");
+        if (PQgetisnull(r, 0, col))
+            buf_adds(out, "null");
+        else if (!add_value(out, api->columns[i].type, PQgetvalue(r, 0, col),
+                            PQgetlength(r, 0, col)))
+            return false;
+    }
+    buf_addc(out, '}');
+    if (api->envelope)
+        buf_addc(out, '}');
+    return true;
+}

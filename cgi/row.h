@@ -1,0 +1,23 @@
+/* row.h: a representation from the statement's binary row to JSON. */
+#ifndef CHATPATCH_ROW_H
+#define CHATPATCH_ROW_H
+
+#include "api.h"
+#include "buf.h"
+
+#include <libpq-fe.h>
+#include <stdint.h>
+
+/* Appends the profile's representation, read from the columns of row 0 of r
+ * from `first` on (binary format), to out: an object with the profile's
+ * keys in order, under its envelope if it has one. Returns false when a
+ * column is not what the profile says (a statement out of step with it). */
+bool row_write_json(const struct api_profile *api, const PGresult *r, int first,
+                    struct buf *out);
+
+/* Appends a timestamp as JavaScript's Date.prototype.toISOString writes it
+ * (milliseconds, cut), quoted; null for infinite ones. us counts
+ * microseconds since 2000-01-01 00:00:00 UTC, PostgreSQL's epoch. */
+void row_add_timestamp(struct buf *out, int64_t us);
+
+#endif
