@@ -2,8 +2,9 @@
  * the very profiles the worker is built from (cgi/api*.c), so that `make
  * bench` gives pgbench the same text byte for byte.
  *
- *   sqltext            one line per API: name, number of parameters ($N)
- *   sqltext NAME       that API's statement, exactly, with no newline added
+ *   sqltext                one line per API: name, parameters ($N) of its PATCH
+ *   sqltext NAME [METHOD]  that API's statement for METHOD (PATCH), exactly,
+ *                          with no newline added
  *
  * Exit 2 on an unknown name. */
 #include "api.h"
@@ -28,18 +29,30 @@ static long max_param(const char *sql)
     return max;
 }
 
+static const char *statement(const struct api_profile *api, const char *method)
+{
+    for (size_t i = 0; i < api->nops; i++)
+        if (strcmp(api->ops[i].method, method) == 0)
+            return api->ops[i].sql;
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
+    const char *method = argc > 2 ? argv[2] : "PATCH";
+
     if (argc == 1) {
         for (const struct api_profile *const *api = api_profiles; *api; api++)
-            printf("%s %ld\n", (*api)->name, max_param((*api)->sql));
+            printf("%s %ld\n", (*api)->name, max_param(statement(*api, "PATCH")));
         return 0;
     }
-    for (const struct api_profile *const *api = api_profiles; *api; api++)
-        if (strcmp((*api)->name, argv[1]) == 0) {
-            fputs((*api)->sql, stdout);
+    for (const struct api_profile *const *api = api_profiles; *api; api++) {
+        const char *sql = statement(*api, method);
+        if (strcmp((*api)->name, argv[1]) == 0 && sql) {
+            fputs(sql, stdout);
             return 0;
         }
-    fprintf(stderr, "sqltext: no API named %s\n", argv[1]);
+    }
+    fprintf(stderr, "sqltext: no API named %s with %s\n", argv[1], method);
     return 2;
 }

@@ -53,9 +53,16 @@ static void adds(struct line *l, const char *s)
 static void add_long(struct line *l, long v)
 {
     char digits[24];
-    int n = snprintf(digits, sizeof digits, "%ld", v);
+    size_t n = sizeof digits;
+    unsigned long u = v < 0 ? 0UL - (unsigned long)v : (unsigned long)v;
 
-    add(l, digits, (size_t)n);
+    do {
+        digits[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        digits[--n] = '-';
+    add(l, digits + n, sizeof digits - n);
 }
 
 static pid_t pid; /* 0 until first asked, and again in a forked child */
@@ -71,7 +78,6 @@ static void add_prefix(struct line *l, enum log_level level)
     static time_t stamped = -1;
     static char stamp[24];
     struct timeval tv;
-    char ms[8];
 
     gettimeofday(&tv, NULL);
     if (tv.tv_sec != stamped) {
@@ -83,7 +89,9 @@ static void add_prefix(struct line *l, enum log_level level)
     if (!pid)
         pid = getpid();
     adds(l, stamp);
-    snprintf(ms, sizeof ms, ".%03dZ", (int)(tv.tv_usec / 1000));
+    int m = (int)(tv.tv_usec / 1000);
+    char ms[6] = {'.', (char)('0' + m / 100), (char)('0' + m / 10 % 10), (char)('0' + m % 10),
+                  'Z', 0};
     adds(l, ms);
     adds(l, " [");
     add_long(l, pid);
@@ -136,8 +144,7 @@ static void add_escaped(struct line *l, const char *s, size_t max)
         if (is_plain(c)) {
             add(l, (const char *)&c, 1);
         } else {
-            char esc[5];
-            snprintf(esc, sizeof esc, "\\x%02x", c);
+            char esc[4] = {'\\', 'x', "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]};
             add(l, esc, 4);
         }
     }

@@ -8,7 +8,6 @@
 
 #include "jsnum.h"
 
-#include <stdio.h>
 
 static uint64_t be(const char *p, int n)
 {
@@ -40,6 +39,14 @@ static int64_t floor_div(int64_t a, int64_t b)
     return a / b - (a % b != 0 && (a < 0) != (b < 0));
 }
 
+/* n as exactly width digits, zero-padded. */
+static char *put_digits(char *p, long n, int width)
+{
+    for (int i = width - 1; i >= 0; i--, n /= 10)
+        p[i] = (char)('0' + n % 10);
+    return p + width;
+}
+
 void row_add_timestamp(struct buf *out, int64_t us)
 {
     /* PostgreSQL's -infinity and infinity */
@@ -51,18 +58,31 @@ void row_add_timestamp(struct buf *out, int64_t us)
     int64_t ms = floor_div(us, 1000) + INT64_C(946684800000); /* from 1970 */
     int64_t day = floor_div(ms, ms_per_day), in_day = ms - day * ms_per_day, year;
     int month, mday;
-    char text[48];
+    char text[40], *p = text;
 
     civil_from_days(day, &year, &month, &mday);
-    /* toISOString: four digits, or a sign and six beyond 0000..9999 */
-    int n = year >= 0 && year <= 9999
-                ? snprintf(text, sizeof text, "\"%04d", (int)year)
-                : snprintf(text, sizeof text, "\"%c%06lld", year < 0 ? '-' : '+',
-                           (long long)(year < 0 ? -year : year));
-    snprintf(text + n, sizeof text - (size_t)n, "-%02d-%02dT%02d:%02d:%02d.%03dZ\"",
-             month, mday, (int)(in_day / 3600000), (int)(in_day / 60000 % 60),
-             (int)(in_day / 1000 % 60), (int)(in_day % 1000));
-    buf_adds(out, text);
+    *p++ = '"';
+    if (year >= 0 && year <= 9999) {
+        p = put_digits(p, (long)year, 4);
+    } else { /* toISOString: a sign and six digits beyond 0000..9999 */
+        *p++ = year < 0 ? '-' : '+';
+        p = put_digits(p, (long)(year < 0 ? -year : year), 6);
+    }
+    *p++ = '-';
+    p = put_digits(p, month, 2);
+    *p++ = '-';
+    p = put_digits(p, mday, 2);
+    *p++ = 'T';
+    p = put_digits(p, (long)(in_day / 3600000), 2);
+    *p++ = ':';
+    p = put_digits(p, (long)(in_day / 60000 % 60), 2);
+    *p++ = ':';
+    p = put_digits(p, (long)(in_day / 1000 % 60), 2);
+    *p++ = '.';
+    p = put_digits(p, (long)(in_day % 1000), 3);
+    *p++ = 'Z';
+    *p++ = '"';
+    buf_add(out, text, (size_t)(p - text));
 }
 
 static void add_uuid(struct buf *out, const char *p)

@@ -162,7 +162,7 @@ pgbench_statement() {
     pgbench_statement leanmcp
 } >"$OUT/pgbench-leanmcp.sql"
 # The worker's health statement (cgi/engine.c).
-health_sql=$(sed -n 's/.*(struct db_statement){"health", "\([^"]*\)", 0}.*/\1/p' cgi/engine.c)
+health_sql=$(sed -n 's/.*(struct db_statement){"health", "\([^"]*\)", 0[^}]*}.*/\1/p' cgi/engine.c)
 [ -n "$health_sql" ] || die "cannot find the health statement in cgi/engine.c: update scripts/bench.sh"
 printf '%s\n' "$health_sql" >"$OUT/pgbench-healthz.sql"
 
