@@ -21,12 +21,13 @@
 # nginx's connections and per-client limits (README, "Connections, limits
 # and timeouts"); the defaults are the advice for production. A benchmark
 # or a test that sends from one address as many clients would sets them
-# far higher (make bench: LIMIT_CONN, LIMIT_REQ_RATE, LIMIT_REQ_BURST):
+# far higher (make bench, make soak: LIMIT_CONN=65535 LIMIT_REQ_RATE=1000000
+# LIMIT_REQ_BURST=1000000):
 #   NGINX_WORKER_CONNECTIONS 4096  connections per nginx worker process
 #                                  (one process per core); the workers'
 #                                  file limit is twice that
 #   LIMIT_CONN       32            requests in progress at once per client
-#                                  address; more: 429
+#                                  address (at most 65535); more: 429
 #   LIMIT_REQ_RATE   100           requests per second per client address
 #   LIMIT_REQ_BURST  200           requests above that rate answered at once
 #                                  before the rest get 429
@@ -278,6 +279,8 @@ check_knobs() {
         [[ ${!knob} =~ ^[1-9][0-9]{0,8}$ ]] ||
             die "$knob must be a positive integer, not '${!knob}'"
     done
+    # nginx's own bound for limit_conn.
+    [ "$LIMIT_CONN" -le 65535 ] || die "LIMIT_CONN must be at most 65535, not '$LIMIT_CONN'"
 }
 
 # The limit lines (marked "# LIMIT" in nginx/) with the stack's numbers.

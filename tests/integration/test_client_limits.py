@@ -409,15 +409,20 @@ def test_request_rate_per_client(stack, db, recoup_chat):
     assert 'limiting requests, excess:' in log_text(stack, "nginx-error.log", error_log_start)
 
 
-def test_bad_limit_knob_starts_nothing(stack):
-    """A limit that is not a positive integer stops stack.sh up before it
-    starts anything."""
+@pytest.mark.parametrize("knob,value,message", [
+    ("LIMIT_CONN", "0", "LIMIT_CONN must be a positive integer, not '0'"),
+    ("LIMIT_CONN", "65536", "LIMIT_CONN must be at most 65535, not '65536'"),
+    ("LIMIT_REQ_RATE", "10r/s", "LIMIT_REQ_RATE must be a positive integer, not '10r/s'"),
+    ("NGINX_WORKER_CONNECTIONS", "4k", "NGINX_WORKER_CONNECTIONS must be a positive integer"),
+])
+def test_bad_limit_knob_starts_nothing(stack, knob, value, message):
+    """A limit nginx would refuse stops stack.sh up before it starts anything."""
     stack_dir = make_stack_dir("chatpatch-badknob-")
-    env = stack_env(stack_dir, WORKERS, LIMIT_CONN="0")
+    env = stack_env(stack_dir, WORKERS, **{knob: value})
     try:
         up = run_stack("up", env, 60)
         assert up.returncode != 0
-        assert "LIMIT_CONN must be a positive integer, not '0'" in up.stderr, up.stderr
+        assert message in up.stderr, up.stderr
         assert not (Path(stack_dir) / "pg").exists()
         assert not (Path(stack_dir) / "run").exists()
     finally:
