@@ -12,6 +12,7 @@ the shared stack.
    (a malformed escape, ".." above the root, a raw NUL byte, a second
    Authorization header) stay 400, and "%00" in the query string, which is
    ignored, changes nothing.
+3. An HTTP version other than 1.x: nginx's 505, in JSON too.
 
 Each case checks the status, the exact JSON body, Content-Type,
 Cache-Control, X-Request-Id, that there is no Location, and that none of
@@ -29,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from conftest import fetch_one, recoup_new_account, recoup_new_chat, recoup_new_session
-from helpers import assert_raw_json, raw_exchange, recoup_error
+from helpers import assert_raw_json, parse_http_answer, raw_connect, raw_exchange, recoup_error
 
 NOT_FOUND = {"statusCode": 404, "error": "Not Found"}
 BAD_REQUEST = {"statusCode": 400, "error": "Bad Request"}
@@ -182,6 +183,24 @@ def test_other_nginx_400_stay_400(base_url, db, rows, path, extra):
     headers = rows.headers() + [(k, v.format(**rows.values)) for k, v in extra]
     answer = raw_exchange(base_url, "PATCH", path.format(**rows.values), headers, BODY)
     assert_raw_json(answer, 400, BAD_REQUEST)
+    assert rows.snapshot(db) == before
+
+
+@pytest.mark.parametrize("version", ["HTTP/2.0", "HTTP/3.0"])
+def test_other_http_version_is_json_505(base_url, db, rows, version):
+    """nginx refuses an HTTP version other than 1.x itself: JSON, not HTML."""
+    before = rows.snapshot(db)
+    host = base_url.split("//", 1)[1]
+    head = (f"PATCH /api/sessions/{rows.values['s']}/chats/{rows.values['c']} {version}\r\n"
+            f"Host: {host}\r\nx-api-key: {rows.values['rk']}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n")
+    with raw_connect(base_url) as sock:
+        sock.sendall(head.encode() + BODY)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert_raw_json(parse_http_answer(data), 505,
+                    {"statusCode": 505, "error": "HTTP Version Not Supported"})
     assert rows.snapshot(db) == before
 
 
