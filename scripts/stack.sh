@@ -18,6 +18,22 @@
 #   MAX_BODY       65536           body limit, nginx and workers alike
 #   PG_EXTRA_CONF  ""              extra postgresql.conf lines
 #   PGBIN          /usr/lib/postgresql/15/bin
+# nginx's connections and per-client limits (README, "Connections, limits
+# and timeouts"); the defaults are the advice for production. A benchmark
+# or a test that sends from one address as many clients would sets them
+# far higher (make bench, make soak: LIMIT_CONN=65535 LIMIT_REQ_RATE=1000000
+# LIMIT_REQ_BURST=1000000):
+#   NGINX_WORKER_CONNECTIONS 4096  connections per nginx worker process
+#                                  (one process per core); the workers'
+#                                  file limit is twice that
+#   LIMIT_CONN       32            requests in progress at once per client
+#                                  address (at most 65535); more: 429
+#   LIMIT_REQ_RATE   100           requests per second per client address
+#   LIMIT_REQ_BURST  200           requests above that rate answered at once
+#                                  before the rest get 429
+#   NGINX_USER       nobody        as root: nginx's worker processes' user
+#   NGINX_GROUP      nogroup       and group, which owns the workers' socket
+#                                  (mode 0660); not root: the caller's own
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,6 +47,18 @@ CHATPATCH_ARGS=${CHATPATCH_ARGS:-}
 MAX_BODY=${MAX_BODY:-65536}
 PG_EXTRA_CONF=${PG_EXTRA_CONF:-}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+NGINX_WORKER_CONNECTIONS=${NGINX_WORKER_CONNECTIONS:-4096}
+LIMIT_CONN=${LIMIT_CONN:-32}
+LIMIT_REQ_RATE=${LIMIT_REQ_RATE:-100}
+LIMIT_REQ_BURST=${LIMIT_REQ_BURST:-200}
+if [ "$(id -u)" -eq 0 ]; then
+    NGINX_USER=${NGINX_USER:-nobody}
+    NGINX_GROUP=${NGINX_GROUP:-nogroup}
+else
+    # nginx cannot change user: its workers run as we do.
+    NGINX_USER=$(id -un)
+    NGINX_GROUP=$(id -gn)
+fi
 
 # Absolute paths: nginx, pg_ctl and the worker all run from other folders.
 # (realpath -m: `down` must not create a missing STACK_DIR.)
@@ -110,7 +138,7 @@ database_url() {
 sed_repl() { printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'; }
 
 # The postgres user must reach STACK_DIR, and nginx's worker user (nobody)
-# the socket in it, even under /tmp/pytest-of-root (mode 700): add only the
+# the socket in it (which only its group may use), even under /tmp/pytest-of-root (mode 700): add only the
 # search bit to the parents that lack it.
 open_path() {
     local d=$STACK_DIR
@@ -209,8 +237,10 @@ start_workers() {
     # setsid: the pool gets its own session and process group, so Ctrl-C in
     # `make run` reaches only this script (which stops the pool in order),
     # and `down` can kill the whole group if the parent does not exit.
+    # Only nginx's workers (their group) may connect to the socket.
     DATABASE_URL=$(database_url "$WORKER_ROLE") setsid "$CHATPATCH_BIN" \
-        --listen "$SOCKET" --workers "$WORKERS" --socket-mode 0666 \
+        --listen "$SOCKET" --workers "$WORKERS" \
+        --socket-mode 0660 --socket-group "$NGINX_GROUP" \
         --max-body "$MAX_BODY" "${args[@]}" \
         </dev/null >>"$LOG_DIR/chatpatch.log" 2>&1 &
     echo $! >"$WORKER_PIDFILE"
@@ -242,20 +272,60 @@ stop_workers() {
 
 # ---- nginx ------------------------------------------------------------------
 
+# The knobs that must be positive integers, checked before anything starts.
+check_knobs() {
+    local knob
+    for knob in WORKERS NGINX_WORKER_CONNECTIONS LIMIT_CONN LIMIT_REQ_RATE LIMIT_REQ_BURST; do
+        [[ ${!knob} =~ ^[1-9][0-9]{0,8}$ ]] ||
+            die "$knob must be a positive integer, not '${!knob}'"
+    done
+    # nginx's own bound for limit_conn.
+    [ "$LIMIT_CONN" -le 65535 ] || die "LIMIT_CONN must be at most 65535, not '$LIMIT_CONN'"
+}
+
+# The limit lines (marked "# LIMIT" in nginx/) with the stack's numbers.
+sed_limits() {
+    sed -e "s|limit_conn chatpatch_conn [0-9]*;|limit_conn chatpatch_conn $LIMIT_CONN;|" \
+        -e "s|limit_req zone=chatpatch_req burst=[0-9]* |limit_req zone=chatpatch_req burst=$LIMIT_REQ_BURST |" \
+        -e "s|rate=[0-9]*r/s;|rate=${LIMIT_REQ_RATE}r/s;|" "$@"
+}
+
 render_nginx() {
-    local src=$ROOT/nginx
+    local src=$ROOT/nginx nofile user_line hard
+    # Each connection passed to a worker holds two descriptors. Only root
+    # may raise its limit above the hard limit.
+    nofile=$((2 * NGINX_WORKER_CONNECTIONS))
+    if [ "$(id -u)" -eq 0 ]; then
+        user_line="user $NGINX_USER $NGINX_GROUP;"
+    else
+        user_line="# not root: nginx's workers run as $NGINX_USER"
+        hard=$(ulimit -Hn)
+        [ "$hard" = unlimited ] || [ "$nofile" -le "$hard" ] || nofile=$hard
+    fi
     mkdir -p "$NGINX_DIR/tmp"
     # fastcgi_params is included relative to the config's own folder.
     cp /etc/nginx/fastcgi_params "$NGINX_DIR/fastcgi_params"
     sed -e "s|^set \$chatpatch_upstream .*|set \$chatpatch_upstream \"unix:$(sed_repl "$SOCKET")\";|" \
         -e "s|client_max_body_size 64k;|client_max_body_size $MAX_BODY;|" \
         -e "s|client_body_buffer_size 64k;|client_body_buffer_size $MAX_BODY;|" \
-        "$src/chatpatch.conf" >"$NGINX_DIR/chatpatch.conf"
+        "$src/chatpatch.conf" | sed_limits >"$NGINX_DIR/chatpatch.conf"
+    sed_limits "$src/chatpatch-http.conf" >"$NGINX_DIR/chatpatch-http.conf"
     sed -e "s|@STACK_DIR@|$(sed_repl "$STACK_DIR")|g" \
         -e "s|@SOCKET@|$(sed_repl "$SOCKET")|g" \
         -e "s|@PORT@|$PORT|g" \
         -e "s|@MAX_BODY@|$MAX_BODY|g" \
-        "$src/nginx.conf.in" >"$NGINX_CONF"
+        -e "s|@NGINX_USER@|$(sed_repl "$user_line")|g" \
+        -e "s|@NGINX_RLIMIT_NOFILE@|$nofile|g" \
+        -e "s|@NGINX_WORKER_CONNECTIONS@|$NGINX_WORKER_CONNECTIONS|g" \
+        "$src/nginx.conf.in" | sed_limits >"$NGINX_CONF"
+    # A limit line that sed_limits missed would keep its number silently.
+    if grep -h -e 'limit_conn chatpatch_conn' -e 'zone=chatpatch_req' \
+        "$NGINX_DIR/chatpatch.conf" "$NGINX_DIR/chatpatch-http.conf" "$NGINX_CONF" |
+        grep -v -e "limit_conn chatpatch_conn $LIMIT_CONN;" \
+            -e "limit_req zone=chatpatch_req burst=$LIMIT_REQ_BURST nodelay;" \
+            -e "zone=chatpatch_req:10m rate=${LIMIT_REQ_RATE}r/s;" | grep -q .; then
+        die "nginx/: a limit line does not have the form render_nginx replaces"
+    fi
 }
 
 start_nginx() {
@@ -359,6 +429,7 @@ cmd_up() {
         log "already up at $BASE_URL (STACK_DIR=$STACK_DIR)"
         return
     fi
+    check_knobs
     trap 'on_up_exit $?' EXIT
     make_dirs
     start_postgres

@@ -112,9 +112,18 @@ def make_stack_dir(prefix):
     return stack_dir
 
 
+# nginx's per-client request rate for the tests' stacks. The tests are one
+# address acting as many clients, as fast as the machine goes (the fault
+# tests' load reaches hundreds of requests per second on 2 cores), which no
+# rate fit for one real client allows. The other limits keep stack.sh's
+# defaults; test_client_limits.py runs a stack with all of them.
+TEST_STACK_LIMITS = {"LIMIT_REQ_RATE": "100000", "LIMIT_REQ_BURST": "100000"}
+
+
 def stack_env(stack_dir, workers, **extra):
     """The environment for stack.sh: ours, plus the stack's folder, free ports,
-    `workers`, the binary under test, our PostgreSQL settings and `extra`."""
+    `workers`, the binary under test, our PostgreSQL settings, the tests'
+    request rate (TEST_STACK_LIMITS) and `extra`."""
     env = dict(os.environ)
     env.update(
         STACK_DIR=stack_dir,
@@ -123,8 +132,9 @@ def stack_env(stack_dir, workers, **extra):
         WORKERS=str(workers),
         CHATPATCH_BIN=os.environ.get("CHATPATCH_BIN", str(DEFAULT_BIN)),
         PG_EXTRA_CONF=PG_EXTRA_CONF,
-        **extra,
     )
+    env.update(TEST_STACK_LIMITS)
+    env.update(extra)
     return env
 
 

@@ -3,13 +3,17 @@
 Facts that hold for every API, or for several, stated once: the ECMAScript
 trim set, the JSON values that are not strings, the media types the engine
 takes for JSON, each API's error body shape, how the APIs write timestamps,
-and the request and row checks around them. Fixtures and the stack live in
-conftest.py.
+the request and row checks around them, and requests written byte for byte
+on a socket of one's own (raw_exchange, for what httpx would normalise or
+for a chosen source address). Fixtures and the stack live in conftest.py.
 """
 
+import json
+import socket
 from datetime import timedelta, timezone
+from urllib.parse import urlsplit
 
-from conftest import TIMESTAMP_RE, json_body
+from conftest import REQUEST_ID_RE, TIMESTAMP_RE, json_body
 
 # ---- tables ---------------------------------------------------------------------------
 
@@ -114,3 +118,101 @@ def assert_updated_now(db, before, after):
     assert after["updated_at"] > before["updated_at"]
     now = db.execute("SELECT now() AS n").fetchone()["n"]
     assert abs(now - after["updated_at"]) < timedelta(minutes=1)
+
+
+# ---- raw HTTP ------------------------------------------------------------------------------
+
+
+class RawAnswer:
+    """An HTTP/1.1 answer read off a socket: status, headers as (lower-cased
+    name, value) pairs in order, and the body (Content-Length framed)."""
+
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def get_list(self, name):
+        return [v for k, v in self.headers if k == name.lower()]
+
+    def __repr__(self):
+        return f"<{self.status} {self.headers} {self.body[:300]!r}>"
+
+
+def parse_http_answer(data, head_request=False):
+    """One whole answer (status line, headers, a body of Content-Length bytes,
+    none for a HEAD request) from `data`; AssertionError when it is not one."""
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    assert sep, f"no complete HTTP answer: {data[:500]!r}"
+    lines = head.decode("latin-1").split("\r\n")
+    version, status, *_ = lines[0].split(" ", 2)
+    assert version.startswith("HTTP/1.") and status.isdigit(), lines[0]
+    headers = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        assert colon, f"bad header line {line!r}"
+        headers.append((name.strip().lower(), value.strip()))
+    lengths = [v for k, v in headers if k == "content-length"]
+    assert len(lengths) == 1 and lengths[0].isdigit(), f"Content-Length: {lengths}"
+    if head_request:
+        assert rest == b"", f"a body after HEAD: {rest[:300]!r}"
+        return RawAnswer(int(status), headers, rest)
+    assert len(rest) >= int(lengths[0]), f"short body: {len(rest)} of {lengths[0]} bytes"
+    return RawAnswer(int(status), headers, rest[: int(lengths[0])])
+
+
+def raw_connect(base_url, source=None, timeout=10):
+    """A TCP connection to nginx at `base_url`, from the local address
+    `source` (e.g. "127.0.0.2") when given."""
+    parts = urlsplit(base_url)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        if source:
+            sock.bind((source, 0))
+        sock.connect((parts.hostname, parts.port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def raw_exchange(base_url, method, target, headers=(), body=b"", source=None, timeout=15):
+    """One request written byte for byte (the target is not re-quoted; Host,
+    Connection: close and Content-Length, unless `headers` has one, are
+    added), read to EOF; a RawAnswer."""
+    host = urlsplit(base_url).netloc
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in headers]
+    if body or method not in ("GET", "HEAD"):
+        if not any(k.lower() == "content-length" for k, _ in headers):
+            lines.append(f"Content-Length: {len(body)}")
+    with raw_connect(base_url, source, timeout) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return parse_http_answer(data, head_request=method == "HEAD")
+
+
+def assert_raw_json(answer, status, body):
+    """A RawAnswer with exactly `status` and the JSON `body` (compared parsed),
+    the headers every answer carries (one Content-Type application/json;
+    charset=utf-8, Cache-Control: no-store, one X-Request-Id of 32 hex
+    digits) and no Location. Returns the X-Request-Id."""
+    where = f"{answer!r}"
+    assert answer.status == status, f"status {answer.status} != {status}: {where}"
+    assert answer.get_list("content-type") == ["application/json; charset=utf-8"], where
+    assert answer.get_list("cache-control") == ["no-store"], where
+    assert answer.get_list("location") == [], where
+    ids = answer.get_list("x-request-id")
+    assert len(ids) == 1 and REQUEST_ID_RE.match(ids[0]), where
+    try:
+        got = json.loads(answer.body)
+    except ValueError:
+        raise AssertionError(f"body is not JSON: {where}") from None
+    assert got == body, f"body {got!r} != {body!r}"
+    return ids[0]

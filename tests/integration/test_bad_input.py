@@ -335,7 +335,9 @@ for api, path in [
     ("neptun", "/api/users/{u}/chats/%00{n}"),
     ("leanmcp", "/api/chats/id/{l}%00"),
 ]:
-    case(f"{api}-percent-00", api, 400, NGINX_400, path=path, raw=True)
+    # A decoded NUL makes the path unknown (SPEC 1): nginx's own 400 for it
+    # becomes the generic 404 (nginx/chatpatch.conf, /_chatpatch_error/400).
+    case(f"{api}-percent-00", api, 404, generic(404), path=path, raw=True)
 # `..` is an id like any other (README); nginx's normalised $uri is not used.
 case("recoup-dotdot-as-chat-id", "recoup", 404, recoup("Chat not found"),
      path="/api/sessions/{s}/chats/..", raw=True)
@@ -372,7 +374,8 @@ case("leanmcp-4000-char-id", "leanmcp", 400, UUID_MSG, path="/api/chats/id/" + "
 case("recoup-percent-zz", "recoup", 400, NGINX_400, path="/api/sessions/{s}%zz/chats/{c}", raw=True)
 case("neptun-percent-zz", "neptun", 400, NGINX_400, path="/api/users/%zz{u}/chats/{n}", raw=True)
 case("leanmcp-percent-truncated", "leanmcp", 400, NGINX_400, path="/api/chats/id/{l}%4", raw=True)
-# Raw bytes in the request target: a raw NUL is nginx's 400 (CHOICE: like %00);
+# Raw bytes in the request target: a raw NUL (not a decoded one) is nginx's 400
+# (CHOICE: nginx refuses the request line itself);
 # bytes that are not UTF-8 name no Recoup row (README).
 case("recoup-raw-nul-in-path", "recoup", 400, NGINX_400,
      path="/api/sessions/{s}\x00/chats/{c}", raw=True)
