@@ -3,6 +3,7 @@
  * buf_take(), buf_free(). */
 #include "buf.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 
 void buf_reserve(struct buf *b, size_t more)
@@ -35,27 +36,34 @@ void buf_add_long(struct buf *b, long long v)
     buf_add(b, digits + n, sizeof digits - n);
 }
 
+/* Bytes JSON.stringify escapes: '"', '\\' and the control characters. */
+static const bool escaped[256] = {
+    [0x00 ... 0x1f] = true,
+    ['"'] = true,
+    ['\\'] = true,
+};
+
 void buf_add_json_string(struct buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t run = 0; /* bytes that need no escape, copied in one go */
+    size_t i = 0;
 
     buf_reserve(b, n + 2);
-    buf_addc(b, '"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            run++;
-            continue;
-        }
-        buf_add(b, s + i - run, run);
-        run = 0;
-        char esc[6] = {'\\', 0};
+    b->data[b->len++] = '"';
+    for (;;) {
+        size_t start = i; /* a run that needs no escape, copied in one go */
+        while (i < n && !escaped[(unsigned char)s[i]])
+            i++;
+
+        buf_add(b, s + start, i - start);
+        if (i == n)
+            break;
+        unsigned char c = (unsigned char)s[i++];
+        char esc[6] = {'\\', (char)c, 'u', '0', '0', 0};
         size_t len = 2;
         switch (c) {
         case '"':
         case '\\':
-            esc[1] = (char)c;
             break;
         case '\b':
             esc[1] = 'b';
@@ -73,14 +81,13 @@ void buf_add_json_string(struct buf *b, const char *s, size_t n)
             esc[1] = 't';
             break;
         default:
-            memcpy(esc + 1, "u00", 3);
+            esc[1] = 'u';
             esc[4] = hex[c >> 4];
             esc[5] = hex[c & 15];
             len = 6;
         }
         buf_add(b, esc, len);
     }
-    buf_add(b, s + n - run, run);
     buf_addc(b, '"');
 }
 

@@ -140,6 +140,22 @@ static bool scan_string(struct scan *sc, char *out, size_t cap, size_t *decoded_
     if (!take(sc, '"'))
         return false;
     for (;;) {
+        /* A run of plain ASCII, the common case, in one go. */
+        size_t start = sc->pos;
+        while (sc->pos < sc->len) {
+            unsigned char b = (unsigned char)sc->s[sc->pos];
+            if (b < 0x20 || b >= 0x80 || b == '"' || b == '\\')
+                break;
+            sc->pos++;
+        }
+        if (out && sc->pos > start) {
+            size_t run = sc->pos - start;
+            if (n + run <= cap)
+                memcpy(out + n, sc->s + start, run);
+            n += run;
+        } else {
+            n += sc->pos - start;
+        }
         int c = peek(sc);
         char utf8[4];
         const char *bytes;
@@ -295,7 +311,7 @@ static bool scan_top_object(struct scan *sc, struct json_members *members)
     if (take(sc, '}'))
         return true;
     do {
-        struct json_member m;
+        struct json_member m = {.field = -1};
         skip_space(sc);
         size_t key_start = sc->pos + 1;
         if (!scan_string(sc, NULL, 0, NULL))

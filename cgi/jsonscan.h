@@ -28,6 +28,7 @@ struct json_member {
     const char *value; /* the value's raw text, without white space around */
     size_t value_len;
     enum json_kind kind;
+    short field; /* for the caller: which of its fields the key names (-1 none) */
 };
 
 struct json_members {

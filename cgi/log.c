@@ -90,8 +90,9 @@ static void add_prefix(struct line *l, enum log_level level)
         pid = getpid();
     adds(l, stamp);
     int m = (int)(tv.tv_usec / 1000);
-    char ms[6] = {'.', (char)('0' + m / 100), (char)('0' + m / 10 % 10), (char)('0' + m % 10),
-                  'Z', 0};
+    char ms[6] = {
+        '.', (char)('0' + m / 100), (char)('0' + m / 10 % 10), (char)('0' + m % 10), 'Z',
+        0};
     adds(l, ms);
     adds(l, " [");
     add_long(l, pid);
@@ -144,7 +145,8 @@ static void add_escaped(struct line *l, const char *s, size_t max)
         if (is_plain(c)) {
             add(l, (const char *)&c, 1);
         } else {
-            char esc[4] = {'\\', 'x', "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]};
+            char esc[4] = {'\\', 'x', "0123456789abcdef"[c >> 4],
+                           "0123456789abcdef"[c & 15]};
             add(l, esc, 4);
         }
     }

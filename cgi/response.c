@@ -36,8 +36,37 @@ const char *response_reason(int status)
     }
 }
 
-void issue_list_add(struct issue_list *list, const char *code, char *message,
-                    const char *field)
+/* A block of message text; blocks never move, so messages stay put. */
+struct issue_text {
+    struct issue_text *older;
+    size_t used;
+    size_t cap;
+    char bytes[];
+};
+
+#define ISSUE_TEXT_BLOCK 16384
+
+static const char *copy_text(struct issue_list *list, const char *s, size_t n)
+{
+    struct issue_text *t = list->text;
+
+    if (!t || t->cap - t->used < n + 1) {
+        size_t cap = n + 1 > ISSUE_TEXT_BLOCK ? n + 1 : ISSUE_TEXT_BLOCK;
+        t = malloc(sizeof *t + cap);
+        if (!t)
+            abort();
+        *t = (struct issue_text){.older = list->text, .cap = cap};
+        list->text = t;
+    }
+    char *copy = t->bytes + t->used;
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    t->used += n + 1;
+    return copy;
+}
+
+void issue_list_add(struct issue_list *list, const char *code, const char *message,
+                    size_t message_len, const char *field)
 {
     if (list->count == list->cap) {
         size_t cap = list->cap ? list->cap * 2 : 4;
@@ -47,13 +76,17 @@ void issue_list_add(struct issue_list *list, const char *code, char *message,
         list->items = items;
         list->cap = cap;
     }
-    list->items[list->count++] = (struct issue){code, message, field};
+    list->items[list->count++] =
+        (struct issue){code, copy_text(list, message, message_len), field};
 }
 
 void issue_list_free(struct issue_list *list)
 {
-    for (size_t i = 0; i < list->count; i++)
-        free(list->items[i].message);
+    while (list->text) {
+        struct issue_text *older = list->text->older;
+        free(list->text);
+        list->text = older;
+    }
     free(list->items);
     *list = (struct issue_list){0};
 }

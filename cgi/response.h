@@ -17,20 +17,23 @@ enum error_shape {
 
 /* A body problem as validators report it. */
 struct issue {
-    const char *code;  /* zod's issue code, shown by SHAPE_H3 */
-    char *message;     /* malloc-ed */
-    const char *field; /* its path: the field key, or NULL for the body */
+    const char *code;    /* zod's issue code, shown by SHAPE_H3 */
+    const char *message; /* the list's own copy */
+    const char *field;   /* its path: the field key, or NULL for the body */
 };
 
+/* Issues, their messages copied into blocks the list owns: a body may have
+ * thousands of problems, and LeanMCP lists them all. */
 struct issue_list {
     struct issue *items;
     size_t count;
     size_t cap;
+    struct issue_text *text; /* the newest block of message text */
 };
 
-/* Appends an issue; takes ownership of message. */
-void issue_list_add(struct issue_list *list, const char *code, char *message,
-                    const char *field);
+/* Appends an issue with a copy of message. */
+void issue_list_add(struct issue_list *list, const char *code, const char *message,
+                    size_t message_len, const char *field);
 void issue_list_free(struct issue_list *list);
 
 struct response {

@@ -8,7 +8,6 @@
 
 #include "jsnum.h"
 
-
 static uint64_t be(const char *p, int n)
 {
     uint64_t v = 0;

@@ -34,27 +34,58 @@ static const char *kind_name(enum json_kind kind)
     return names[kind];
 }
 
-char *schema_expand(const char *tmpl, const char *field, const char *expected,
-                    const char *received, const char *keys)
+/* Appends tmpl to out with {field}, {expected}, {received} and {keys}
+ * replaced (keys may hold any bytes: it is keys_len long). */
+static void expand_into(struct buf *out, const char *tmpl, const char *field,
+                        const char *expected, const char *received, const char *keys,
+                        size_t keys_len)
 {
     static const char *const names[] = {"{field}", "{expected}", "{received}", "{keys}"};
     static const size_t lengths[] = {7, 10, 10, 6};
     const char *values[] = {field, expected, received, keys};
-    struct buf out = {0};
 
     for (const char *p = tmpl; *p;) {
-        size_t i = 0;
-        while (i < 4 && (*p != '{' || strncmp(p, names[i], lengths[i]) != 0))
-            i++;
-        if (i < 4) {
-            if (values[i])
-                buf_adds(&out, values[i]);
-            p += lengths[i];
-        } else {
-            buf_addc(&out, *p++);
+        const char *brace = strchr(p, '{');
+        if (!brace) {
+            buf_adds(out, p);
+            return;
         }
+        buf_add(out, p, (size_t)(brace - p));
+        size_t i = 0;
+        while (i < 4 &&
+               (brace[1] != names[i][1] || strncmp(brace, names[i], lengths[i]) != 0))
+            i++;
+        if (i == 4) {
+            buf_addc(out, '{');
+            p = brace + 1;
+            continue;
+        }
+        if (i == 3 && keys)
+            buf_add(out, keys, keys_len);
+        else if (values[i])
+            buf_adds(out, values[i]);
+        p = brace + lengths[i];
     }
+}
+
+char *schema_expand(const char *tmpl, const char *field, const char *expected,
+                    const char *received, const char *keys)
+{
+    struct buf out = {0};
+
+    expand_into(&out, tmpl, field, expected, received, keys, keys ? strlen(keys) : 0);
     return buf_take(&out, NULL);
+}
+
+/* Adds an issue worded from a dialect template. */
+static void add_problem(struct body_check *check, struct buf *scratch, const char *code,
+                        const char *tmpl, const char *field, const char *expected,
+                        const char *received, const char *keys, size_t keys_len)
+{
+    scratch->len = 0;
+    expand_into(scratch, tmpl, field, expected, received, keys, keys_len);
+    issue_list_add(&check->issues, code, scratch->data ? scratch->data : "", scratch->len,
+                   field);
 }
 
 /* A member's key, decoded. Returns the key itself when it has no escapes,
@@ -82,11 +113,13 @@ static int field_of(const struct api_profile *api, const struct json_member *m)
     const char *key = member_key(m, &len, &copy);
     int found = -1;
 
-    for (size_t i = 0; i < api->nfields && found < 0; i++)
-        if (strlen(api->fields[i].key) == len &&
-            memcmp(api->fields[i].key, key, len) == 0)
+    for (size_t i = 0; i < api->nfields && found < 0; i++) {
+        const char *f = api->fields[i].key;
+        if (len > 0 && f[0] == key[0] && strncmp(f, key, len) == 0 && f[len] == '\0')
             found = (int)i;
+    }
     free(copy);
+
     return found;
 }
 
@@ -150,8 +183,9 @@ void schema_scan(const struct api_profile *api, const char *body, size_t len,
         return;
     }
     for (size_t i = 0; i < out->members.count; i++) {
-        const struct json_member *m = &out->members.items[i];
-        int f = field_of(api, m);
+        struct json_member *m = &out->members.items[i];
+        int f = m->key_len ? field_of(api, m) : -1;
+        m->field = (short)f;
         if (f >= 0)
             last[f] = m;
         else
@@ -201,7 +235,8 @@ static bool key_set_add(struct key_set *set, const char *key, size_t len)
     return true;
 }
 
-static void word_unknown_keys(const struct api_profile *api, struct body_check *check)
+static void word_unknown_keys(const struct api_profile *api, struct body_check *check,
+                              struct buf *scratch)
 {
     const struct schema_dialect *d = api->dialect;
     struct key_set set = {.cap = 16};
@@ -218,16 +253,14 @@ static void word_unknown_keys(const struct api_profile *api, struct body_check *
     for (size_t i = 0; i < check->members.count; i++) {
         const struct json_member *m = &check->members.items[i];
         size_t len;
+        if (m->field >= 0)
+            continue;
         const char *key = member_key(m, &len, &copies[i]);
-        if (field_of(api, m) >= 0 || !key_set_add(&set, key, len))
+        if (!key_set_add(&set, key, len))
             continue;
         if (!d->unknown_many) {
-            char *name = strndup(key, len);
-            if (!name)
-                abort();
-            issue_list_add(&check->issues, CODE_UNKNOWN_KEYS,
-                           schema_expand(d->unknown_one, NULL, NULL, NULL, name), NULL);
-            free(name);
+            add_problem(check, scratch, CODE_UNKNOWN_KEYS, d->unknown_one, NULL, NULL,
+                        NULL, key, len);
             continue;
         }
         buf_adds(&keys, count++ ? ", \"" : "\"");
@@ -235,10 +268,9 @@ static void word_unknown_keys(const struct api_profile *api, struct body_check *
         buf_addc(&keys, '"');
     }
     if (count > 0)
-        issue_list_add(&check->issues, CODE_UNKNOWN_KEYS,
-                       schema_expand(count == 1 ? d->unknown_one : d->unknown_many, NULL,
-                                     NULL, NULL, keys.data),
-                       NULL);
+        add_problem(check, scratch, CODE_UNKNOWN_KEYS,
+                    count == 1 ? d->unknown_one : d->unknown_many, NULL, NULL, NULL,
+                    keys.data, keys.len);
     buf_free(&keys);
     for (size_t i = 0; i < check->members.count; i++)
         free(copies[i]);
@@ -250,15 +282,15 @@ static void word_unknown_keys(const struct api_profile *api, struct body_check *
 void schema_word(const struct api_profile *api, struct body_check *check)
 {
     const struct schema_dialect *d = api->dialect;
+    struct buf scratch = {0};
     bool any_given = false;
 
     if (check->failure != FAIL_SCHEMA || check->issues.count > 0)
         return;
     if (check->top != JSON_OBJECT) {
-        issue_list_add(
-            &check->issues, CODE_INVALID_TYPE,
-            schema_expand(d->not_object, NULL, "object", kind_name(check->top), NULL),
-            NULL);
+        add_problem(check, &scratch, CODE_INVALID_TYPE, d->not_object, NULL, "object",
+                    kind_name(check->top), NULL, 0);
+        buf_free(&scratch);
         return;
     }
     for (size_t i = 0; i < api->nfields; i++) {
@@ -269,27 +301,25 @@ void schema_word(const struct api_profile *api, struct body_check *check)
         case PROBLEM_NONE:
             break;
         case PROBLEM_MISSING:
-            issue_list_add(&check->issues, CODE_INVALID_TYPE,
-                           schema_expand(d->missing, f->key, expected, "undefined", NULL),
-                           f->key);
+            add_problem(check, &scratch, CODE_INVALID_TYPE, d->missing, f->key, expected,
+                        "undefined", NULL, 0);
             break;
         case PROBLEM_TYPE:
-            issue_list_add(&check->issues, CODE_INVALID_TYPE,
-                           schema_expand(d->wrong_type, f->key, expected,
-                                         kind_name(check->received[i]), NULL),
-                           f->key);
+            add_problem(check, &scratch, CODE_INVALID_TYPE, d->wrong_type, f->key,
+                        expected, kind_name(check->received[i]), NULL, 0);
             break;
         case PROBLEM_EMPTY:
-            issue_list_add(&check->issues, CODE_TOO_SMALL,
-                           schema_expand(d->empty, f->key, expected, "string", NULL),
-                           f->key);
+            add_problem(check, &scratch, CODE_TOO_SMALL, d->empty, f->key, expected,
+                        "string", NULL, 0);
             break;
         }
     }
     if (check->has_unknown_keys && d->unknown_one)
-        word_unknown_keys(api, check);
+        word_unknown_keys(api, check, &scratch);
     if (d->none_given && !any_given && check->issues.count == 0)
-        issue_list_add(&check->issues, CODE_CUSTOM, strdup(d->none_given), NULL);
+        add_problem(check, &scratch, CODE_CUSTOM, d->none_given, NULL, NULL, NULL, NULL,
+                    0);
+    buf_free(&scratch);
 }
 
 void schema_check(const struct api_profile *api, const char *body, size_t len,

@@ -16,10 +16,7 @@
 static void add_issue(struct issue_list *list, const char *code, const char *message,
                       const char *field)
 {
-    char *copy = strdup(message);
-
-    assert_non_null(copy);
-    issue_list_add(list, code, copy, field);
+    issue_list_add(list, code, message, strlen(message), field);
 }
 
 static void assert_error_body(enum error_shape shape, int status, const char *message,
