@@ -126,6 +126,9 @@ def api_table(meta, m, api):
             f"  {fmt(ratio(v['chatpatch']('p99_ms'), v['ceiling']('p99_ms'))):>5}"
             f"  {fmt(v['chatpatch']('max_ms'), '7.1f'):>7} {fmt(v['peer']('max_ms'), '7.1f'):>7}"
             f"  {fmt(v['chatpatch']('non2xx'), 'd'):>3} {fmt(v['peer']('non2xx'), 'd'):>4}")
+    if api in meta.get("fixed_per_client", []):
+        out.append("  (ceiling: each pgbench client updates one chat of its own; pgbench cannot build"
+                   " this API's ids per transaction)")
     return out
 
 
@@ -244,6 +247,7 @@ def render(meta, runs):
         f"  {meta['seconds']} s per run, {meta['rounds']} round(s), concurrency {' '.join(map(str, meta['concurrency']))},"
         f" {meta['chats']:,} chats per API (loaded in {meta['load_s']:.0f} s), {meta['workers']} workers ="
         f" the peer's pool size, {meta['threads']} client threads",
+        f"  {meta.get('versions', '')}",
         "  ceiling: pgbench -M prepared, the worker's own statement and values; chatpatch and the peer (Node,",
         "  Fastify + node-postgres; Recoup only): wrk through the same nginx, every answer's status and body checked",
         "",

@@ -334,6 +334,18 @@ def progress(run):
     log(" ".join(bits))
 
 
+def versions(cfg):
+    """What was measured, in one line: PostgreSQL, nginx, Node and the peer's packages."""
+    def package(name):
+        with open(os.path.join(cfg.root, "bench", "peer", "node_modules", name, "package.json")) as f:
+            return json.load(f)["version"]
+
+    nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    return (f"PostgreSQL {psql(cfg, 'SHOW server_version')}, {nginx.split(': ')[-1]}, Node {node}, "
+            f"fastify {package('fastify')}, pg {package('pg')}")
+
+
 def main():
     signal.signal(signal.SIGTERM, _stop_client)
     signal.signal(signal.SIGINT, _stop_client)
@@ -360,6 +372,9 @@ def main():
         "threads": cfg.threads, "concurrency": cfg.concurrency, "apis": cfg.apis,
         "hostile_concurrency": cfg.hostile_conc, "timeout_s": cfg.timeout, "cpus": os.cpu_count(),
         "load_s": load_s, "routes": {n: f["route"] for n, f in facts.items()},
+        "fixed_per_client": [n for n, f in facts.items()
+                             if ceiling.fixed_per_client(f["values"], params.APIS[n].path)],
+        "versions": versions(cfg),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     runs = []
