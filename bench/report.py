@@ -50,7 +50,7 @@ def run_name(run):
     name = f"{run['target']} {run['api']}"
     if run["kind"] == "hostile":
         name += f" {run['body']}/{run['credential']} key"
-    return name + f" c={run['conc']} round {run['round']}"
+    return name + f" c={run['conc']} " + (f"round {run['round']}" if run["round"] else "warm-up")
 
 
 # ---- pooling rounds ---------------------------------------------------------------------
@@ -90,7 +90,7 @@ def pooled(meta, runs):
     for r in runs:
         if r["kind"] == "main":
             groups[r["api"], r["target"], r["conc"]].append(r)
-        else:
+        elif r["kind"] == "hostile":
             groups[r["api"], r["body"], r["credential"], r["target"]].append(r)
     return {k: pool(v, meta.get("cpus") or 1) for k, v in groups.items()}
 
@@ -182,6 +182,8 @@ def acceptance(meta, m, runs):
     non2xx = sum(r.get("non2xx") or 0 for r in main_runs)
     out.append(f"  non-2xx answers: {non2xx} in {len(main_runs)} runs" + ("" if non2xx else "  ok"))
 
+    # Judged on chatpatch; the others' maxima are there to compare with (the
+    # ceiling's include its 128 clients connecting on 2 cores).
     top = max(meta["concurrency"])
     slow = []
     lines = []
@@ -191,7 +193,7 @@ def acceptance(meta, m, runs):
             for r in (r for r in main_runs if (r["api"], r["target"], r["conc"]) == (api, t, top)):
                 if r.get("max_ms") is not None:
                     bits.append(f"{t} {r['max_ms']:.0f}")
-                    if r["max_ms"] > SLOW_MS:
+                    if r["max_ms"] > SLOW_MS and t == "chatpatch":
                         slow.append(run_name(r))
         lines.append(f"    {api}: " + ", ".join(bits))
     stuck = [run_name(r) for r in main_runs if r["conc"] == top and r.get("socket_errors")]
@@ -202,8 +204,8 @@ def acceptance(meta, m, runs):
         out.append(f"  every request answered at concurrency {top} (no socket error or timeout)  ok")
     out.append("    max latency (ms):")
     out += lines
-    out.append(f"    FLAG: slower than {SLOW_MS} ms: " + ", ".join(slow) if slow
-               else f"    none over {SLOW_MS} ms  ok")
+    out.append(f"    FLAG: chatpatch slower than {SLOW_MS} ms: " + ", ".join(slow) if slow
+               else f"    chatpatch: none over {SLOW_MS} ms  ok")
 
     c = ACCEPT_CONC if ACCEPT_CONC in meta["concurrency"] else None
     if c:
@@ -246,7 +248,7 @@ def render(meta, runs):
         " not req/s across runs)",
         f"  {meta['seconds']} s per run, {meta['rounds']} round(s), concurrency {' '.join(map(str, meta['concurrency']))},"
         f" {meta['chats']:,} chats per API (loaded in {meta['load_s']:.0f} s), {meta['workers']} workers ="
-        f" the peer's pool size, {meta['threads']} client threads",
+        f" the peer's pool size, {meta['threads']} client threads, {meta.get('warmup_s', 0)} s warm-up",
         f"  {meta.get('versions', '')}",
         "  ceiling: pgbench -M prepared, the worker's own statement and values; chatpatch and the peer (Node,",
         "  Fastify + node-postgres; Recoup only): wrk through the same nginx, every answer's status and body checked",

@@ -35,10 +35,10 @@ import report
 import wrkrun
 
 
-def env_int(name, default):
+def env_int(name, default, minimum=1):
     v = os.environ.get(name, str(default))
-    if not v.isdigit() or int(v) < 1:
-        raise SystemExit(f"bench: bad {name}: {v!r} (a positive integer)")
+    if not v.isdigit() or int(v) < minimum:
+        raise SystemExit(f"bench: bad {name}: {v!r} (an integer, at least {minimum})")
     return int(v)
 
 
@@ -55,6 +55,7 @@ class Config:
         self.workers = env_int("WORKERS", 4)
         self.hostile_conc = env_int("BENCH_HOSTILE_CONCURRENCY", 8)
         self.timeout = env_int("BENCH_TIMEOUT", 5)
+        self.warmup = env_int("BENCH_WARMUP", 3, minimum=0)
         conc = e.get("BENCH_CONCURRENCY", "1 8 32 128").split()
         if not conc or not all(c.isdigit() and int(c) > 0 for c in conc):
             raise SystemExit(f"bench: bad BENCH_CONCURRENCY: {e.get('BENCH_CONCURRENCY')!r}")
@@ -239,7 +240,7 @@ def measure(cfg, run, cmd, out_path, requests_of, table=None):
     kids = pg_children(cfg)
     before = procstat.snapshot(cfg.pids)
     wall0 = time.monotonic()
-    rc, text, client_cpu = run_client(cmd, out_path, cfg.seconds + 60)
+    rc, text, client_cpu = run_client(cmd, out_path, run["seconds"] + 60)
     if run["target"] == "ceiling":
         wait_pg_children(cfg, kids)
     after = procstat.snapshot(cfg.pids)
@@ -288,31 +289,33 @@ def wrk_result(run, text):
     run["unchecked"] = r["requests"] - r["checked"]
 
 
-def run_ceiling(cfg, facts, files, name, conc, rnd):
+def run_ceiling(cfg, run, files, facts):
+    name, conc = run["api"], run["conc"]
     api = params.APIS[name]
-    tag = f"ceiling-{name}-c{conc}-r{rnd}"
+    tag = f"ceiling-{name}-c{conc}-r{run['round']}"
     prefix = os.path.join(cfg.raw, f"pglog-{tag}")
     args = ceiling.args(facts[name]["values"], api.path, files[name, "pgbench"], conc, cfg.threads, cfg.chats)
-    cmd = [os.path.join(cfg.pgbin, "pgbench"), *args, "-T", str(cfg.seconds), "-l", f"--log-prefix={prefix}"]
-    run = {"kind": "main", "api": name, "target": "ceiling", "conc": conc, "round": rnd}
+    cmd = [os.path.join(cfg.pgbin, "pgbench"), *args, "-T", str(run["seconds"]), "-l",
+           f"--log-prefix={prefix}"]
     return measure(cfg, run, cmd, os.path.join(cfg.raw, f"{tag}.txt"), pgbench_result(prefix), api.table)
 
 
-def run_wrk(cfg, run, url, spec_file, conc, table=None):
+def run_wrk(cfg, run, spec_file, table=None):
+    conc = run["conc"]
     tag = "-".join(str(run[k]) for k in ("target", "api") if k in run)
     tag += "".join(f"-{run[k]}" for k in ("body", "credential") if k in run)
     tag += f"-c{conc}-r{run['round']}"
-    cmd = wrkrun.command(url, spec_file, conc, cfg.threads, cfg.seconds, cfg.timeout,
+    url = cfg.base_url if run["target"] == "chatpatch" else cfg.peer_url
+    cmd = wrkrun.command(url, spec_file, conc, cfg.threads, run["seconds"], cfg.timeout,
                          os.path.join(cfg.root, "bench", "bench.lua"))
     return measure(cfg, run, cmd, os.path.join(cfg.raw, f"{tag}.txt"), wrk_result, table)
 
 
-def target_url(cfg, target):
-    return cfg.base_url if target == "chatpatch" else cfg.peer_url
-
-
 def targets(name):
     return ["chatpatch", "peer"] if params.APIS[name].peer else ["chatpatch"]
+
+
+WARMUP_CONCURRENCY = 8
 
 
 def log(msg):
@@ -323,7 +326,7 @@ def progress(run):
     bits = [f"{run['target']:9} {run['api']:7}"]
     if run["kind"] == "hostile":
         bits.append(f"{run['body']}/{run['credential']}")
-    bits.append(f"c={run['conc']:<3} round {run['round']}:")
+    bits.append(f"c={run['conc']:<3} " + (f"round {run['round']}:" if run["round"] else "warm-up:"))
     if run.get("rps") is not None:
         bits.append(f"{run['rps']:9.1f} req/s")
     if run.get("p99_ms") is not None:
@@ -371,6 +374,7 @@ def main():
         "seconds": cfg.seconds, "chats": cfg.chats, "rounds": cfg.rounds, "workers": cfg.workers,
         "threads": cfg.threads, "concurrency": cfg.concurrency, "apis": cfg.apis,
         "hostile_concurrency": cfg.hostile_conc, "timeout_s": cfg.timeout, "cpus": os.cpu_count(),
+        "warmup_s": cfg.warmup,
         "load_s": load_s, "routes": {n: f["route"] for n, f in facts.items()},
         "fixed_per_client": [n for n, f in facts.items()
                              if ceiling.fixed_per_client(f["values"], params.APIS[n].path)],
@@ -386,15 +390,20 @@ def main():
         with open(results, "w") as f:
             json.dump({"meta": meta, "runs": runs}, f, indent=1)
 
-    for rnd in range(1, cfg.rounds + 1):
-        for conc in cfg.concurrency:
+    # Round 0 warms every target up, unmeasured: the peer's JIT, the
+    # pools' prepared statements, PostgreSQL's caches.
+    for rnd in range(0 if cfg.warmup else 1, cfg.rounds + 1):
+        seconds = cfg.seconds if rnd else cfg.warmup
+        kind = "main" if rnd else "warmup"
+        for conc in cfg.concurrency if rnd else [WARMUP_CONCURRENCY]:
             for name in cfg.apis:
                 api = params.APIS[name]
-                keep(run_ceiling(cfg, facts, files, name, conc, rnd))
-                for target in targets(name):
-                    run = {"kind": "main", "api": name, "target": target, "conc": conc, "round": rnd}
-                    keep(run_wrk(cfg, run, target_url(cfg, target), files[name, "wrk"], conc, api.table))
-        if not cfg.hostile:
+                for target in ["ceiling", *targets(name)]:
+                    run = {"kind": kind, "api": name, "target": target, "conc": conc, "round": rnd,
+                           "seconds": seconds}
+                    keep(run_ceiling(cfg, run, files, facts) if target == "ceiling"
+                         else run_wrk(cfg, run, files[name, "wrk"], api.table))
+        if not cfg.hostile or not rnd:
             continue
         for name in [n for n in cfg.apis if n in ("recoup", "leanmcp")]:
             for body in hostile.BODIES:
@@ -402,9 +411,8 @@ def main():
                     for target in targets(name):
                         run = {"kind": "hostile", "api": name, "target": target, "body": body,
                                "credential": cred, "conc": cfg.hostile_conc, "round": rnd,
-                               "expected_status": 401 if cred == "unknown" else 400}
-                        keep(run_wrk(cfg, run, target_url(cfg, target), files[name, body, cred],
-                                     cfg.hostile_conc))
+                               "seconds": seconds, "expected_status": 401 if cred == "unknown" else 400}
+                        keep(run_wrk(cfg, run, files[name, body, cred]))
 
     meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with open(results, "w") as f:

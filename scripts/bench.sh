@@ -14,6 +14,7 @@
 #   BENCH_CONCURRENCY  "1 8 32 128"
 #   WORKERS            4           chatpatch workers = the peer's pool size
 #   BENCH_THREADS      CPUs        wrk / pgbench threads
+#   BENCH_WARMUP       3           seconds of unmeasured load on every target first
 #   BENCH_HOSTILE      1           0: skip the hostile-body rows
 #   BENCH_HOSTILE_CONCURRENCY 8
 #   BENCH_APIS         "recoup neptun leanmcp"

@@ -79,7 +79,7 @@ class RenderTest(unittest.TestCase):
         self.assertFalse(failed)
         self.assertIn("Result: PASS", text)
         self.assertIn("recoup   to ceiling 0.50  to peer 1.33  p99 1.00 x ceiling's", text)
-        self.assertIn("none over 1000 ms  ok", text)
+        self.assertIn("chatpatch: none over 1000 ms  ok", text)
 
     def test_fail_names_the_run(self):
         text, failed = report.render(META, series({("chatpatch", 32): {
@@ -89,9 +89,18 @@ class RenderTest(unittest.TestCase):
         self.assertIn("Result: FAIL (1 problems)", text)
 
     def test_slow_is_flagged_not_failed(self):
-        text, failed = report.render(META, series({("peer", 128): {"max_ms": 1500.0}}))
+        text, failed = report.render(META, series({("chatpatch", 128): {"max_ms": 1500.0},
+                                                   ("ceiling", 128): {"max_ms": 2500.0}}))
         self.assertFalse(failed)
-        self.assertIn("FLAG: slower than 1000 ms: peer recoup c=128 round 1", text)
+        self.assertIn("FLAG: chatpatch slower than 1000 ms: chatpatch recoup c=128 round 1\n", text)
+
+    def test_warmup_counts_only_its_errors(self):
+        warm = run("peer", 8, 0, rps=1.0, kind="warmup", max_ms=9000.0)
+        text, failed = report.render(META, series() + [warm])
+        self.assertFalse(failed)
+        warm.update(non2xx=2, unexpected_statuses={"503": 2})
+        text, failed = report.render(META, series() + [warm])
+        self.assertIn("peer recoup c=8 warm-up: 2 answers not 200 (2 x 503)", text)
 
 
 class ProcstatTest(unittest.TestCase):
