@@ -39,10 +39,9 @@ def script(meta, files, png):
     lines = [
         "set terminal pngcairo size 1500,850 font 'sans,10'",
         f"set output '{png}'",
-        f"set multiplot layout 2,{len(apis)} title 'make bench {meta['started']}: "
+        f"set multiplot layout 2,{len(apis)} title 'make bench {meta['started']}: against concurrency, "
         f"{meta['chats']:,} chats per API, {meta['workers']} workers, {meta['seconds']} s per run'",
         "set logscale x 2",
-        "set xlabel 'concurrency'",
         "set grid",
         "set key below horizontal",
         f"set xtics ({', '.join(str(c) for c in meta['concurrency'])})",
