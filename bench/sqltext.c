@@ -1,10 +1,12 @@
-/* sqltext.c: prints the SQL statement a worker prepares for an API, from
- * the very profiles the worker is built from (cgi/api*.c), so that `make
- * bench` gives pgbench the same text byte for byte.
+/* sqltext.c: prints the SQL statement a worker prepares for an API, and
+ * its route, from the very profiles the worker is built from (cgi/api*.c),
+ * so that `make bench` gives pgbench the same text byte for byte and wrk the
+ * worker's own paths.
  *
  *   sqltext                one line per API: name, parameters ($N) of its PATCH
  *   sqltext NAME [METHOD]  that API's statement for METHOD (PATCH), exactly,
  *                          with no newline added
+ *   sqltext --route NAME   that API's path pattern, "{}" for each parameter
  *
  * Exit 2 on an unknown name. */
 #include "api.h"
@@ -45,6 +47,15 @@ int main(int argc, char **argv)
         for (const struct api_profile *const *api = api_profiles; *api; api++)
             printf("%s %ld\n", (*api)->name, max_param(statement(*api, "PATCH")));
         return 0;
+    }
+    if (argc == 3 && strcmp(argv[1], "--route") == 0) {
+        for (const struct api_profile *const *api = api_profiles; *api; api++)
+            if (strcmp((*api)->name, argv[2]) == 0) {
+                fputs((*api)->pattern, stdout);
+                return 0;
+            }
+        fprintf(stderr, "sqltext: no API named %s\n", argv[2]);
+        return 2;
     }
     for (const struct api_profile *const *api = api_profiles; *api; api++) {
         const char *sql = statement(*api, method);

@@ -1,36 +1,46 @@
-# Bench (scripts/bench.sh): for each API, wrk through nginx to the normal
-# build's worker pool against pgbench running the worker's own statement
-# (same text, prepared, same values) on the same database, for the same time
-# at the same concurrency; then GET /healthz against the health statement.
-# A private stack (scripts/stack.sh in a temp folder on free ports, stopped
-# at the end) with bench/data.sql loaded. Included at the end of the
-# Makefile.
+# Bench (scripts/bench.sh, bench/run.py; bench/README.md): on a private
+# stack, for each concurrency and API, back to back: the ceiling (pgbench -M
+# prepared running the worker's own statement), chatpatch through nginx
+# (wrk), and the Node peer through the same nginx (Recoup); then the hostile
+# bodies of issue 8. Writes var/bench/result.txt and result.png. Included at
+# the end of the Makefile.
 #
-#   make bench                              10 s per measurement, 16 connections, 4 workers
-#   make bench BENCH_SECONDS=5 BENCH_CONNECTIONS=32 WORKERS=8
+#   make bench                                      10 s a run, 100,000 chats per API
+#   make bench BENCH_SECONDS=3 BENCH_CHATS=20000 BENCH_CONCURRENCY="8 32"
+#   make bench BENCH_CHATS=2000000 BENCH_ROUNDS=2 WORKERS=8
 #
-# Prints a table of req/s, TPS and their ratio (only ratios from the same
-# run mean anything on a small shared machine) and the CPU each side used;
-# raw outputs in build/bench/. Fails only on real errors: a non-2xx answer,
-# a socket error or timeout, a pgbench error, updates that did not happen.
-# More knobs (BENCH_CHATS, BENCH_THREADS, BENCH_AT_WORKERS, ...): see
-# scripts/bench.sh.
+# Fails only on real errors: a non-2xx answer, an unexpected status or body,
+# a socket error or timeout, a pgbench error, a run that updated nothing, a
+# peer that answers otherwise than chatpatch; never on a number. More knobs:
+# scripts/bench.sh. `make test-bench` tests the bench's own Python.
 
 BENCH_SECONDS     ?= 10
-BENCH_CONNECTIONS ?= 16
+BENCH_CHATS       ?= 100000
+BENCH_ROUNDS      ?= 1
+BENCH_CONCURRENCY ?= 1 8 32 128
+PEER_DIR          := bench/peer
 
-.PHONY: bench deps-bench
+.PHONY: bench deps-bench test-bench
 
 deps-bench:
 	@bash scripts/deps.sh build run bench
 
-# The helper that prints each API's statement from the worker's own
-# profiles, for pgbench's script.
+# The helper that prints each API's statement and route from the worker's
+# own profiles.
 build/bench/sqltext: bench/sqltext.c $(filter cgi/api%.c,$(SRC)) $(HDR) | deps build/bench/
 	$(CC) $(WARN) -O1 $(CPPFLAGS) $< $(filter cgi/api%.c,$(SRC)) -o $@
 
+# The peer's packages, exactly as locked; again only when the lock changes.
+$(PEER_DIR)/node_modules/.package-lock.json: $(PEER_DIR)/package-lock.json $(PEER_DIR)/package.json | deps-bench
+	cd $(PEER_DIR) && npm ci --no-audit --no-fund --loglevel=error
+
 # The Makefile reads pkg-config's flags when a compile first needs them, and
 # every compile waits for its deps group, so a fresh machine builds in one go.
-bench: build/chatpatch build/bench/sqltext | deps-bench
-	@BENCH_DEPS_DONE=1 BENCH_SECONDS='$(BENCH_SECONDS)' BENCH_CONNECTIONS='$(BENCH_CONNECTIONS)' \
+bench: build/chatpatch build/bench/sqltext $(PEER_DIR)/node_modules/.package-lock.json | deps-bench
+	@BENCH_DEPS_DONE=1 BENCH_SECONDS='$(BENCH_SECONDS)' BENCH_CHATS='$(BENCH_CHATS)' \
+	    BENCH_ROUNDS='$(BENCH_ROUNDS)' BENCH_CONCURRENCY='$(BENCH_CONCURRENCY)' \
 	    WORKERS='$(or $(WORKERS),4)' bash scripts/bench.sh
+
+test-bench: | deps-bench
+	cd bench && /usr/bin/python3 -m unittest discover -s tests -t . -v
+	node --check $(PEER_DIR)/server.js

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, only when missing.
 # Usage: scripts/deps.sh GROUP...   (build, test, run, fuzz, bench, memcheck)
+# A package written PACKAGE:COMMAND counts as present when COMMAND is on the
+# PATH too: Node.js from another source (such as one that bundles npm) must
+# not be replaced by Debian's.
 set -euo pipefail
 
 declare -A group=(
@@ -9,13 +12,17 @@ declare -A group=(
     [test]="libcmocka-dev python3-pytest python3-httpx python3-psycopg python3-pydantic clang libclang-rt-14-dev libjson-c-dev"
     [fuzz]="clang libclang-rt-14-dev libjson-c-dev"
     [memcheck]="valgrind"
-    [bench]="wrk postgresql-15 procps"
+    [bench]="wrk postgresql-15 procps gnuplot-nox nodejs:node npm:npm"
 )
 
 wanted=()
 for g in "$@"; do
     [[ -v group[$g] ]] || { echo "deps.sh: unknown group $g" >&2; exit 2; }
     for p in ${group[$g]}; do
+        if [[ $p == *:* ]]; then
+            command -v "${p#*:}" >/dev/null && continue
+            p=${p%%:*}
+        fi
         # A package counts as present only when dpkg says it is installed.
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || wanted+=("$p")
     done

@@ -1,0 +1,165 @@
+"""bench/params.py: what `make bench` sends to each API, and THE table of
+the values each API's statement is given for those requests.
+
+Everything else about an API comes from the profiles the worker is built
+from (build/bench/sqltext: the statement text, its parameter count, the
+route). The values below are written by hand, in one place:
+`statement_values()` is the one function to replace with values generated
+from the profiles once the engine can produce them.
+
+The data set (bench/data.sql) makes every id a function of a chat number i
+in 1..BENCH_CHATS, so that wrk (Lua) and pgbench (integer arithmetic only)
+can both go over all chats; `Seq` states such an id once for every side.
+"""
+
+import hashlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Seq:
+    """An id of chat i: prefix + (offset + i), zero-padded to width digits."""
+
+    prefix: str = ""
+    offset: int = 0
+    width: int = 0
+
+    def text(self, i):
+        return f"{self.prefix}{self.offset + i:0{self.width}d}"
+
+    def is_integer(self):
+        return self.prefix == "" and self.width == 0
+
+    def pgbench_expr(self, var="i"):
+        """pgbench \\set expression; only for integer ids."""
+        assert self.is_integer()
+        return f"{self.offset} + :{var}"
+
+    def sql_expr(self, var="i"):
+        """SQL text of the id from psql/pgbench variable :var."""
+        if self.is_integer():
+            return f"({self.offset} + :{var})::text"
+        number = f"({self.offset} + :{var})::text"
+        if self.width:
+            number = f"lpad({number}, {self.width}, '0')"
+        return f"'{self.prefix}' || {number}"
+
+    def lua_spec(self):
+        return f"seq {self.prefix or '-'} {self.offset} {self.width}"
+
+
+@dataclass(frozen=True)
+class Const:
+    """The same value for every request."""
+
+    value: str
+
+    def text(self, i):
+        return self.value
+
+    def lua_spec(self):
+        return f"const {self.value}"
+
+
+@dataclass(frozen=True)
+class PathParam:
+    """A statement parameter bound to the request's path parameter number k."""
+
+    k: int
+
+
+@dataclass(frozen=True)
+class Api:
+    name: str
+    table: str  # the chats table, to count updated rows
+    credential: str  # plaintext; only its sha256 is stored and bound
+    headers: tuple  # ((name, value), ...) with {credential} in values
+    body: str
+    path: tuple  # one Seq or Const per {} of the route
+    ok_prefix: str  # how a 200 body starts
+    error_401: str  # the body of 401 for an unknown credential
+    hostile_400_prefix: str  # how the 400 body for an unknown key starts
+    peer: bool = False  # bench/peer serves it too
+
+    def request_headers(self, credential=None):
+        cred = self.credential if credential is None else credential
+        return [(k, v.format(credential=cred)) for k, v in self.headers]
+
+
+TITLE = "Bench title"
+MODEL = "bench/model-1"
+SUMMARY = "Bench summary"
+SYSTEM_MESSAGE = "msg_bench_system"
+METADATA = '{"source":"bench","run":1}'
+UNKNOWN_CREDENTIAL = "bench-unknown-key"
+
+# Every body sets every field of its API, so that every statement parameter
+# has a value (pgbench cannot bind NULL) and pgbench's values are the worker's.
+APIS = {
+    "recoup": Api(
+        name="recoup",
+        table="recoup.chats",
+        credential="bench-recoup-key",
+        headers=(("x-api-key", "{credential}"), ("Content-Type", "application/json")),
+        body=f'{{"title":"{TITLE}","modelId":"{MODEL}"}}',
+        path=(Seq(offset=1000000), Seq(offset=2000000)),
+        ok_prefix='{"chat":{"id":"',
+        error_401='{"status":"error","error":"Unauthorized"}',
+        hostile_400_prefix='{"status":"error","error":"Unrecognized key',
+        peer=True,
+    ),
+    "neptun": Api(
+        name="neptun",
+        table="neptun.chat_conversations",
+        credential="bench-neptun-session",
+        headers=(("Cookie", "neptun-session={credential}"), ("Content-Type", "application/json")),
+        body=f'{{"name":"{TITLE}"}}',
+        path=(Const("1000000"), Seq(offset=1000000)),
+        ok_prefix='{"chat":{"id":',
+        error_401='{"statusCode":401,"statusMessage":"Unauthorized"}',
+        hostile_400_prefix='{"statusCode":400,',
+    ),
+    "leanmcp": Api(
+        name="leanmcp",
+        table="leanmcp.chats",
+        credential="bench-leanmcp-key",
+        headers=(("Authorization", "Bearer {credential}"), ("Content-Type", "application/json")),
+        body=(
+            f'{{"title":"{TITLE}","summary":"{SUMMARY}","modelUsed":"{MODEL}",'
+            f'"systemMessageId":"{SYSTEM_MESSAGE}","metadata":{METADATA}}}'
+        ),
+        path=(Seq(prefix="00000000-0000-4000-8000-", width=12),),
+        ok_prefix='{"id":"',
+        error_401='{"statusCode":401,"message":"Unauthorized","error":"Unauthorized"}',
+        hostile_400_prefix='{"statusCode":400,"message":["property ',
+    ),
+}
+
+
+def hash_text(key):
+    """The credential as the worker binds it: sha256 as bytea text."""
+    return "\\x" + hashlib.sha256(key.encode()).hexdigest()
+
+
+# ---- THE table --------------------------------------------------------------
+def statement_values(api):
+    """Statement parameter number -> its value for the bench's requests:
+    a Const, or a PathParam (the request's own id, which varies per chat).
+
+    Hand-written from cgi/api.h's convention ($1 credential hash, the path
+    parameters, apply, then given/value per field in the profile's order),
+    for the bodies above. Replace this function to change the values."""
+    key = Const(hash_text(APIS[api].credential))
+    true = Const("true")
+    if api == "recoup":
+        return {1: key, 2: PathParam(0), 3: PathParam(1), 4: true,
+                5: true, 6: Const(TITLE), 7: true, 8: Const(MODEL)}
+    if api == "neptun":
+        return {1: key, 2: PathParam(0), 3: PathParam(1), 4: true,
+                5: true, 6: Const(TITLE)}
+    if api == "leanmcp":
+        return {1: key, 2: PathParam(0), 3: true,
+                4: true, 5: Const(TITLE), 6: true, 7: Const(SUMMARY),
+                8: true, 9: Const(MODEL), 10: true, 11: Const(SYSTEM_MESSAGE),
+                12: true, 13: Const(METADATA)}
+    raise KeyError(f"params.py has no statement values for API {api!r}")
