@@ -66,7 +66,8 @@ deps-test:
 build/unit/%: tests/unit/%.c $(ASAN_LIB_OBJ) $(HDR) | deps-test build/unit/
 	$(CC) $(WARN) -O1 -g $(SANITIZE) $(CPPFLAGS) $< $(ASAN_LIB_OBJ) -o $@ $(LDLIBS) -lcmocka
 
-test: test-unit test-integration test-fuzz-short
+test: test-unit test-integration test-fuzz-short test-bench
+
 
 test-unit: deps-test $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail

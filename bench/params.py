@@ -1,11 +1,10 @@
 """bench/params.py: what `make bench` sends to each API, and THE table of
 the values each API's statement is given for those requests.
 
-Everything else about an API comes from the profiles the worker is built
-from (build/bench/sqltext: the statement text, its parameter count, the
-route). The values below are written by hand, in one place:
-`statement_values()` is the one function to replace with values generated
-from the profiles once the engine can produce them.
+Everything else about an API comes from the profiles and the engine the
+worker is built from (build/bench/sqltext: the statement text, its
+parameter count, the route, and the values the engine binds for a request:
+`statement_values()`).
 
 The data set (bench/data.sql) makes every id a function of a chat number i
 in 1..BENCH_CHATS, so that wrk (Lua) and pgbench (integer arithmetic only)
@@ -141,25 +140,31 @@ def hash_text(key):
     return "\\x" + hashlib.sha256(key.encode()).hexdigest()
 
 
-# ---- THE table --------------------------------------------------------------
-def statement_values(api):
+# ---- the statement's values -------------------------------------------------
+def statement_values(api, sqltext):
     """Statement parameter number -> its value for the bench's requests:
     a Const, or a PathParam (the request's own id, which varies per chat).
 
-    Hand-written from cgi/api.h's convention ($1 credential hash, the path
-    parameters, apply, then given/value per field in the profile's order),
-    for the bodies above. Replace this function to change the values."""
-    key = Const(hash_text(APIS[api].credential))
-    true = Const("true")
-    if api == "recoup":
-        return {1: key, 2: PathParam(0), 3: PathParam(1), 4: true,
-                5: true, 6: Const(TITLE), 7: true, 8: Const(MODEL)}
-    if api == "neptun":
-        return {1: key, 2: PathParam(0), 3: PathParam(1), 4: true,
-                5: true, 6: Const(TITLE)}
-    if api == "leanmcp":
-        return {1: key, 2: PathParam(0), 3: true,
-                4: true, 5: Const(TITLE), 6: true, 7: Const(SUMMARY),
-                8: true, 9: Const(MODEL), 10: true, 11: Const(SYSTEM_MESSAGE),
-                12: true, 13: Const(METADATA)}
-    raise KeyError(f"params.py has no statement values for API {api!r}")
+    The worker's own engine says what it binds (sqltext --values, given the
+    request for chat 1); a value equal to one of that request's path ids is
+    that id for every chat."""
+    import json
+    import subprocess
+
+    a = APIS[api]
+    route = subprocess.run([sqltext, "--route", api], check=True, capture_output=True,
+                           text=True).stdout
+    ids = [seq.text(1) for seq in a.path]
+    path = route
+    for i in ids:
+        path = path.replace("{}", i, 1)
+    headers = [f"{k}: {v}" for k, v in a.request_headers()]
+    out = subprocess.run([sqltext, "--values", "PATCH", path, *headers], input=a.body,
+                         check=True, capture_output=True, text=True).stdout
+    values = {}
+    for n, v in enumerate(json.loads(out), start=1):
+        if v is None:
+            raise SystemExit(f"bench: {api}'s statement gets NULL for ${n}: pgbench cannot bind "
+                             "NULL, so every body must set every field")
+        values[n] = PathParam(ids.index(v)) if v in ids else Const(v)
+    return values

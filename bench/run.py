@@ -153,7 +153,7 @@ def api_facts(cfg):
         if name not in params.APIS:
             raise SystemExit(f"bench: bench/params.py knows no API {name}")
         sql = sqltext(cfg, name)
-        values = params.statement_values(name)
+        values = params.statement_values(name, cfg.sqltext)
         want = ceiling.param_count(sql)
         if sorted(values) != list(range(1, want + 1)):
             raise SystemExit(

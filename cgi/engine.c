@@ -172,15 +172,14 @@ static void unavailable(enum error_shape shape, struct response *res)
     response_error(res, shape, 503, NULL, NULL);
 }
 
-/* Runs the operation's statement: with apply when no local check failed,
- * else only its checks, with no body value bound. */
-static enum db_outcome run_statement(struct call *c, PGresult **r, long *db_us)
+/* The operation statement's values: with apply when no local check failed,
+ * else only its checks, with no body value bound. Returns their number;
+ * they point into c. */
+static size_t statement_values(const struct call *c, const char **values)
 {
     const struct api_profile *api = c->api;
-    const char *values[MAX_SQL_PARAMS];
     bool apply = c->local == FAIL_NONE;
     size_t n = 0;
-    long us = 0;
 
     values[n++] = c->credential[0] ? c->credential : NULL;
     for (size_t i = 0; i < api->nparams; i++)
@@ -192,7 +191,16 @@ static enum db_outcome run_statement(struct call *c, PGresult **r, long *db_us)
             values[n++] = given ? "true" : "false";
             values[n++] = given ? c->body.values[i].text : NULL;
         }
-    enum db_outcome outcome = db_exec(statement_of(api, c->op), values, r, &us);
+    return n;
+}
+
+static enum db_outcome run_statement(struct call *c, PGresult **r, long *db_us)
+{
+    const char *values[MAX_SQL_PARAMS];
+    long us = 0;
+
+    statement_values(c, values);
+    enum db_outcome outcome = db_exec(statement_of(c->api, c->op), values, r, &us);
     *db_us += us;
     return outcome;
 }
@@ -249,12 +257,32 @@ static void answer_from_db(struct call *c, struct response *res, long *db_us)
     PQclear(r);
 }
 
+/* What the request shows without the database: its credential (hashed),
+ * parameters and body, as local failures and values. */
+static void take_request(struct call *c, const struct route *route,
+                         const struct request *req)
+{
+    const char *token = NULL;
+    size_t token_len = 0;
+
+    c->local |= credential_take(c->api, req, &token, &token_len);
+    c->local |= check_params(c->api, route, c->params);
+    if (c->op->kind == OP_UPDATE) {
+        if (engine_is_json_media_type(req->content_type)) {
+            schema_scan(c->api, req->body, req->body_len, &c->body);
+            c->local |= c->body.failure;
+        } else {
+            c->local |= FAIL_MEDIA_TYPE;
+        }
+    }
+    if (token && decide_needs_db(c->api, c->local))
+        sha256_bytea_hex(token, token_len, c->credential);
+}
+
 static void serve_api(const struct api_profile *api, const struct route *route,
                       const struct request *req, struct response *res, long *db_us)
 {
     struct call c = {.api = api, .op = decide_op(api, req->method)};
-    const char *token = NULL;
-    size_t token_len = 0;
 
     res->extra_headers = api->extra_headers;
     if (!c.op) {
@@ -266,24 +294,36 @@ static void serve_api(const struct api_profile *api, const struct route *route,
         response_error(res, api->shape, 413, api->message_413, NULL);
         return;
     }
-    c.local |= credential_take(api, req, &token, &token_len);
-    c.local |= check_params(api, route, c.params);
-    if (c.op->kind == OP_UPDATE) {
-        if (engine_is_json_media_type(req->content_type)) {
-            schema_scan(api, req->body, req->body_len, &c.body);
-            c.local |= c.body.failure;
-        } else {
-            c.local |= FAIL_MEDIA_TYPE;
+    take_request(&c, route, req);
+    if (decide_needs_db(api, c.local))
+        answer_from_db(&c, res, db_us);
+    else
+        respond_step(&c, decide_first_local(api, c.local), res);
+    schema_free(&c.body);
+}
+
+int engine_explain(const struct request *req, const char **sql,
+                   void (*emit)(int n, const char *value, void *ctx), void *ctx)
+{
+    struct route route;
+    int count = -1;
+
+    if (!route_match(req->path, &route))
+        return -1;
+    struct call c = {.api = route.api};
+    if (c.api && (c.op = decide_op(c.api, req->method)) != NULL) {
+        take_request(&c, &route, req);
+        if (decide_needs_db(c.api, c.local)) {
+            const char *values[MAX_SQL_PARAMS];
+            count = (int)statement_values(&c, values);
+            for (int i = 0; i < count; i++)
+                emit(i + 1, values[i], ctx);
+            *sql = c.op->sql;
         }
     }
-    if (decide_needs_db(api, c.local)) {
-        if (token)
-            sha256_bytea_hex(token, token_len, c.credential);
-        answer_from_db(&c, res, db_us);
-    } else {
-        respond_step(&c, decide_first_local(api, c.local), res);
-    }
     schema_free(&c.body);
+    route_free(&route);
+    return count;
 }
 
 static void serve_health(const struct request *req, struct response *res, long *db_us)

@@ -24,7 +24,15 @@ struct engine_outcome {
 void engine_handle(const struct request *req, struct response *res,
                    struct engine_outcome *outcome);
 
+/* For tools (make bench): the statement a request would run and the values
+ * it would be given, without the database. Calls emit for each value ($n,
+ * NULL for SQL NULL) and sets *sql; returns their number, or -1 when the
+ * request would be answered without the statement. */
+int engine_explain(const struct request *req, const char **sql,
+                   void (*emit)(int n, const char *value, void *ctx), void *ctx);
+
 /* True for application/json (any case, parameters allowed) and
+
  * application/<anything>+json. */
 bool engine_is_json_media_type(const char *content_type);
 

@@ -25,10 +25,10 @@ PEER_DIR          := bench/peer
 deps-bench:
 	@bash scripts/deps.sh build run bench
 
-# The helper that prints each API's statement and route from the worker's
-# own profiles.
-build/bench/sqltext: bench/sqltext.c $(filter cgi/api%.c,$(SRC)) $(HDR) | deps build/bench/
-	$(CC) $(WARN) -O1 $(CPPFLAGS) $< $(filter cgi/api%.c,$(SRC)) -o $@
+# The helper that prints each API's statement, route and statement values
+# from the worker's own profiles and engine.
+build/bench/sqltext: bench/sqltext.c $(LIB_SRC) $(HDR) | deps build/bench/
+	$(CC) $(WARN) -O1 $(CPPFLAGS) $< $(LIB_SRC) -o $@ $(LDLIBS)
 
 # The peer's packages, exactly as locked; again only when the lock changes.
 $(PEER_DIR)/node_modules/.package-lock.json: $(PEER_DIR)/package-lock.json $(PEER_DIR)/package.json | deps-bench
@@ -41,6 +41,7 @@ bench: build/chatpatch build/bench/sqltext $(PEER_DIR)/node_modules/.package-loc
 	    BENCH_ROUNDS='$(BENCH_ROUNDS)' BENCH_CONCURRENCY='$(BENCH_CONCURRENCY)' \
 	    WORKERS='$(or $(WORKERS),4)' bash scripts/bench.sh
 
-test-bench: | deps-bench
+test-bench: build/bench/sqltext | deps-bench
+
 	cd bench && /usr/bin/python3 -m unittest discover -s tests -t . -v
 	node --check $(PEER_DIR)/server.js

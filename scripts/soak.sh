@@ -70,6 +70,9 @@ stop_wrk() {
         wait "$wrk_pid" 2>/dev/null || true
     fi
 }
+# One client address sends everything here: lift the stack's per-client
+# limits (nginx/chatpatch.conf), which would answer most of it 429.
+export LIMIT_CONN=65535 LIMIT_REQ_RATE=1000000 LIMIT_REQ_BURST=1000000
 private_stack_init soak "$WORK/down.log" stop_wrk
 private_stack_up "$WORK/up.log"
 

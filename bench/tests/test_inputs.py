@@ -48,7 +48,13 @@ class ProfilesTest(unittest.TestCase):
     def test_values_cover_every_parameter(self):
         for line in subprocess.run([SQLTEXT], capture_output=True, text=True, check=True).stdout.splitlines():
             name, count = line.split()
-            self.assertEqual(sorted(params.statement_values(name)), list(range(1, int(count) + 1)), name)
+            self.assertEqual(sorted(params.statement_values(name, SQLTEXT)), list(range(1, int(count) + 1)), name)
+
+    def test_values_are_what_the_engine_binds(self):
+        values = params.statement_values("recoup", SQLTEXT)
+        self.assertEqual(values[1], params.Const(params.hash_text("bench-recoup-key")))
+        self.assertEqual((values[2], values[3]), (params.PathParam(0), params.PathParam(1)))
+        self.assertEqual(values[6], params.Const(params.TITLE))
 
     def test_routes_take_the_path_ids(self):
         for name, api in params.APIS.items():
@@ -82,17 +88,19 @@ class PgbenchScriptTest(unittest.TestCase):
         self.assertEqual(args[args.index("-j") + 1], "2")
         self.assertFalse(ceiling.fixed_per_client(values, path))
 
+    @unittest.skipUnless(os.access(SQLTEXT, os.X_OK), "build/bench/sqltext not built")
     def test_string_ids_are_read_once_per_client(self):
-        values = params.statement_values("leanmcp")
+        values = params.statement_values("leanmcp", SQLTEXT)
         path = params.APIS["leanmcp"].path
         text = ceiling.script("SELECT $2::uuid", values, path)
         self.assertIn("AS p2 \\gset", text)
         self.assertIn("\\if :ready = 0", text)
         self.assertTrue(ceiling.fixed_per_client(values, path))
 
+    @unittest.skipUnless(os.access(SQLTEXT, os.X_OK), "build/bench/sqltext not built")
     def test_every_api_has_a_script(self):
         for name, api in params.APIS.items():
-            values = params.statement_values(name)
+            values = params.statement_values(name, SQLTEXT)
             sql = "SELECT " + ", ".join(f"${n}" for n in values)
             ceiling.script(sql, values, api.path)
 
