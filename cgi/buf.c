@@ -59,7 +59,8 @@ void buf_add_json_string(struct buf *b, const char *s, size_t n)
         if (i == n)
             break;
         unsigned char c = (unsigned char)s[i++];
-        char esc[6] = {'\\', (char)c, 'u', '0', '0', 0};
+        char esc[6] = {'\\', (char)c, '0', '0', 0, 0};
+
         size_t len = 2;
         switch (c) {
         case '"':

@@ -6,6 +6,10 @@
  * strftime were a visible part of a request's cost. */
 #include "log.h"
 
+#include "clock.h"
+
+#include <stdbool.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -101,13 +105,64 @@ static void add_prefix(struct line *l, enum log_level level)
     adds(l, ": ");
 }
 
-/* One write per line, so that the workers' lines never interleave. */
-static void emit(struct line *l)
+/* Lines held back by a busy worker (log_hold), written with one write
+ * when it has nothing else to do, when this is nearly full, or when the
+ * oldest is HOLD_US old. Whole lines only, so that the workers' lines
+ * never interleave. */
+#define HOLD_BYTES 4096
+#define HOLD_US    (200 * 1000)
+static struct {
+    bool on;
+    char text[HOLD_BYTES];
+    size_t len;
+    long since_us;
+} held;
+
+static void write_all(const char *text, size_t len)
 {
-    l->text[l->len++] = '\n';
-    if (write(STDERR_FILENO, l->text, l->len) < 0) {
+    if (write(STDERR_FILENO, text, len) < 0) {
         /* Nowhere left to report it. */
     }
+}
+
+void log_flush(void)
+{
+    if (held.len > 0)
+        write_all(held.text, held.len);
+    held.len = 0;
+}
+
+void log_hold(bool on)
+{
+    if (!on)
+        log_flush();
+    held.on = on;
+}
+
+bool log_pending(void)
+{
+    return held.len > 0;
+}
+
+/* Writes the line, or with batch and log_hold on, adds it to the held ones.
+ * A line that is not batched comes after the held ones. */
+static void emit(struct line *l, bool batch)
+{
+    l->text[l->len++] = '\n';
+    if (!held.on || !batch) {
+        log_flush();
+        write_all(l->text, l->len);
+        return;
+    }
+
+    long now = clock_now_us();
+    if (held.len > 0 &&
+        (held.len + l->len > sizeof held.text || now - held.since_us > HOLD_US))
+        log_flush();
+    if (held.len == 0)
+        held.since_us = now;
+    memcpy(held.text + held.len, l->text, l->len);
+    held.len += l->len;
 }
 
 void log_write(enum log_level level, const char *fmt, ...)
@@ -124,7 +179,7 @@ void log_write(enum log_level level, const char *fmt, ...)
             (size_t)n < sizeof l.text - 1 - l.len ? (size_t)n : sizeof l.text - 1 - l.len;
     /* No newline from a message (libpq's end with one) splits a line. */
     l.len = strcspn(l.text, "\n") < l.len ? strcspn(l.text, "\n") : l.len;
-    emit(&l);
+    emit(&l, false);
 }
 
 static int is_plain(unsigned char c)
@@ -174,5 +229,5 @@ void log_access(const char *request_id, const char *method, const char *route, i
     add_long(&l, total_us);
     adds(&l, " db_us=");
     add_long(&l, db_us);
-    emit(&l);
+    emit(&l, true);
 }

@@ -75,7 +75,41 @@ static size_t read_stdin(void *ctx, char *buf, size_t n)
 /* One FastCGI connection this worker accepted. */
 struct conn {
     FCGX_Request req;
+    struct conn *prev, *next; /* the worker's open connections */
 };
+
+static struct conn *conns; /* every connection this worker holds */
+
+static struct conn *conn_new(int fd)
+{
+    struct conn *c = malloc(sizeof *c);
+
+    if (!c)
+        abort();
+    /* No listening socket for libfcgi: it must never accept by itself. */
+    FCGX_InitRequest(&c->req, -1, 0);
+    c->req.ipcFd = fd;
+    c->prev = NULL;
+    c->next = conns;
+    if (conns)
+        conns->prev = c;
+    conns = c;
+    return c;
+}
+
+/* Forgets c; its fd is closed already, or closed here. */
+static void conn_free(struct conn *c)
+{
+    if (c->req.ipcFd >= 0)
+        FCGX_Free(&c->req, 1);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    free(c);
+}
 
 /* The listening socket is marked with a NULL event pointer. */
 static bool watch(int ep, int fd, uint32_t events, void *ptr)
@@ -104,16 +138,9 @@ static bool accept_new(int ep, int listen_fd, int *failed)
         return ++*failed < MAX_FAILED_ACCEPTS;
     }
     *failed = 0;
-    struct conn *c = malloc(sizeof *c);
-    if (!c)
-        abort();
-    /* No listening socket for libfcgi: it must never accept by itself. */
-    FCGX_InitRequest(&c->req, -1, 0);
-    c->req.ipcFd = fd;
-    if (!watch(ep, fd, EPOLLIN, c)) {
-        close(fd);
-        free(c);
-    }
+    struct conn *c = conn_new(fd);
+    if (!watch(ep, fd, EPOLLIN, c))
+        conn_free(c);
     return true;
 }
 
@@ -127,7 +154,7 @@ static bool serve_one(struct conn *c, const struct serve_config *config)
      * connection unless it is kept: it is, until the request says. */
     c->req.keepConnection = 1;
     if (FCGX_Accept_r(&c->req) < 0) {
-        free(c); /* libfcgi closed the fd when it found no request */
+        conn_free(c); /* libfcgi closed the fd when it found no request */
         return false;
     }
     long start = clock_now_us();
@@ -145,7 +172,7 @@ static bool serve_one(struct conn *c, const struct serve_config *config)
     FCGX_Finish_r(&c->req);
     c->req.detached = 0;
     if (c->req.ipcFd < 0) {
-        free(c);
+        conn_free(c);
         return false;
     }
     return true;
@@ -182,8 +209,11 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
      * connections queued) is still served, for a bounded time. */
     long drain_until = 0;
     bool listener_waited = false;
+    log_hold(true);
     for (;;) {
-        int timeout = -1;
+        /* With access lines held, first a look: when nothing is waiting,
+         * they are written before the worker blocks. */
+        int timeout = log_pending() ? 0 : -1;
         if (stopping) {
             if (!drain_until)
                 drain_until = clock_now_us() + DRAIN_US;
@@ -199,6 +229,10 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
         }
         if (n == 0 && stopping)
             break;
+        if (n == 0 && timeout == 0) {
+            log_flush();
+            continue;
+        }
         /* Requests first. A worker with requests to serve leaves a new
          * connection to an idle one (the kernel has woken one), unless the
          * connection was still waiting at its previous look. */
@@ -218,8 +252,14 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
         }
         listener_waited = listener_ready && served && !listener_waited;
     }
+    /* Kept connections with nothing in flight: nginx opens new ones. */
+    while (conns)
+        conn_free(conns);
+    log_hold(false);
     close(ep);
+
     sigprocmask(SIG_SETMASK, &previous, NULL);
+
     log_info("worker stopped");
     return status;
 }

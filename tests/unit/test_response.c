@@ -110,6 +110,9 @@ static void test_status_error_shape_escapes_like_json_stringify(void **state)
         "{\"status\":\"error\",\"error\":\"Unrecognized key: \\\"caf\xc3\xa9\\\"\"}");
     assert_error_body(SHAPE_STATUS_ERROR, 400, "a\tb\nc", NULL,
                       "{\"status\":\"error\",\"error\":\"a\\tb\\nc\"}");
+    assert_error_body(SHAPE_STATUS_ERROR, 400, "\x01\x1c\x1f\b\f\r\"\\\x7f", NULL,
+                      "{\"status\":\"error\",\"error\":"
+                      "\"\\u0001\\u001c\\u001f\\b\\f\\r\\\"\\\\\x7f\"}");
 }
 
 static void test_status_error_shape_413_415_messages(void **state)
