@@ -3,19 +3,27 @@
 --
 --   psql -v ON_ERROR_STOP=1 -v worker=chatpatch -f sql/grants.sql "$DATABASE_URL"
 --
--- The worker reads keys and sessions, and updates only the chat columns the
--- APIs change (RETURNING reads the whole row). Run it again after a
--- migration that adds something the worker uses.
+-- The worker reads keys and sessions, updates only the chat columns the
+-- APIs change (RETURNING reads the whole row) and their version (taken from
+-- the schema's chat_versions sequence), and appends audit rows to
+-- chat_changes, which it never reads. Run it again after a migration that
+-- adds something the worker uses.
 
 GRANT USAGE ON SCHEMA recoup, neptun, leanmcp TO :"worker";
 
 GRANT SELECT ON recoup.api_keys, recoup.sessions TO :"worker";
-GRANT SELECT, UPDATE (title, model_id, updated_at) ON recoup.chats TO :"worker";
+GRANT SELECT, UPDATE (title, model_id, updated_at, version) ON recoup.chats TO :"worker";
+GRANT USAGE ON SEQUENCE recoup.chat_versions TO :"worker";
+GRANT INSERT ON recoup.chat_changes TO :"worker";
 
 GRANT SELECT ON neptun.sessions TO :"worker";
-GRANT SELECT, UPDATE (name, updated_at) ON neptun.chat_conversations TO :"worker";
+GRANT SELECT, UPDATE (name, updated_at, version) ON neptun.chat_conversations TO :"worker";
+GRANT USAGE ON SEQUENCE neptun.chat_versions TO :"worker";
+GRANT INSERT ON neptun.chat_changes TO :"worker";
 
 GRANT SELECT ON leanmcp.api_keys TO :"worker";
 GRANT SELECT,
-      UPDATE (title, summary, model_used, system_message_id, metadata, updated_at)
+      UPDATE (title, summary, model_used, system_message_id, metadata, updated_at, version)
     ON leanmcp.chats TO :"worker";
+GRANT USAGE ON SEQUENCE leanmcp.chat_versions TO :"worker";
+GRANT INSERT ON leanmcp.chat_changes TO :"worker";
