@@ -3,31 +3,49 @@
  * A profile is data: where the credential comes from, the path parameters
  * and their types, the body fields and their rules, the validator dialect
  * that words body problems, the error shape, the ordered list of checks with
- * their statuses, the representation's columns, and one SQL statement per
- * operation (method). The engine (engine.c) walks it; a fourth API is a new
- * api_*.c file with a new table.
+ * their statuses, the representation's columns, its operations (per method:
+ * what it does, its success status and its one SQL statement; Allow and 405
+ * follow from them) and what browsers from other origins may do (CORS). The
+ * engine (engine.c) walks it; a fourth API is a new api_*.c file with a new
+ * table.
  *
  * An operation's statement takes these parameters, in this order:
  *   $1                credential: bytea text "\x<sha256 hex>", NULL if none
  *   $2 .. $(1+P)      path parameters, NULL when invalid
+ * and an update's (OP_UPDATE) also:
  *   $(2+P)            apply: 'true' when the update may happen (no local check
  *                     failed); with 'false' the statement only checks
  *   then per field    given ('true'/'false'), value (text; the object's JSON
  *                     for objects; NULL for a JSON null). Values are bound
  *                     only with apply: a statement that only checks never
  *                     reads what the body holds.
+ *   then              the versions If-Match names, a bigint[] literal
+ *                     ("{7,9}", "{}" when it names none of ours), or NULL
+ *                     when the update is unconditional (no If-Match, or "*")
+ *   then              the request id (text), for the audit row
  * and returns one row, in the binary format:
  *   0  failure: text, the db_code of the first check that failed in the
  *      database, or NULL
- *   1  found: boolean, whether the target row exists for this caller (NULL
- *      when a check failed first); a missing one is the profile's
- *      target_missing step
- *   2  the representation's columns (api_column), NULL unless the row was
- *      updated.
+ *   1  version: int8, the target's version for this caller (the new one
+ *      when the statement updated it), or NULL when it is missing or a check
+ *      failed first. A missing target is the profile's target_missing step;
+ *      an update that found its target and yet did not happen (apply on) is
+ *      the precondition_failed step: If-Match named another version
+ *   2  the representation's columns (api_column): a read's whenever the
+ *      target is there, an update's only when the row was updated.
+ * An update sets version = nextval(the schema's chat_versions) whenever it
+ * changes something, so the version, and the ETag made of it, change on
+ * every update of the row and only then; and in the same statement (a
+ * data-modifying CTE) it appends the audit row to <schema>.chat_changes:
+ * the chat, the caller, the fields set with their old and new values, the
+ * request id. Old values come from the chat's own row joined in the
+ * UPDATE's FROM: at REPEATABLE READ that is the version being updated.
+ *
  * It runs at REPEATABLE READ (db.c): a row changed by another transaction
  * after the statement's snapshot fails it with a serialization error and it
- * runs again on a new one, so the checks and the update always see the same
- * row versions. */
+ * runs again on a new one, so the checks, the If-Match comparison and the
+ * update always see the same row version, and of two updates racing with
+ * the same If-Match only one can win. */
 #ifndef CHATPATCH_API_H
 #define CHATPATCH_API_H
 
@@ -116,13 +134,29 @@ struct api_step {
     const char *message; /* NULL: the body problems themselves are the message */
 };
 
-/* What a method does: read the target (no body), or update it from the body. */
-enum op_kind { OP_READ, OP_UPDATE };
+/* What a method does. */
+enum op_kind {
+    OP_READ,      /* answer the target as it is (no body) */
+    OP_UPDATE,    /* update the target from the body */
+    OP_PREFLIGHT, /* a browser's CORS preflight: no credential, no database */
+};
 
 struct api_op {
     const char *method;
     enum op_kind kind;
-    const char *sql;
+    int status;      /* the status of its success */
+    const char *sql; /* its one statement (a prepared statement of its own);
+                        NULL for OP_PREFLIGHT */
+};
+
+/* Cross-origin access for browser scripts (the Fetch standard's CORS
+ * protocol): what a preflight allows and every answer says. The methods a
+ * preflight allows are the profile's operations. */
+struct api_cors {
+    const char *allow_origin;   /* Access-Control-Allow-Origin, on every answer */
+    const char *allow_headers;  /* request headers a preflight allows */
+    const char *expose_headers; /* response headers a script may read */
+    int max_age;                /* seconds a browser may keep a preflight's answer */
 };
 
 #define API_MAX_OPS 4
@@ -144,12 +178,15 @@ struct api_profile {
     size_t nsteps;
 
     enum error_shape shape;
-    const char *message_413;   /* NULL: the reason phrase */
-    const char *message_415;   /* NULL: the reason phrase */
-    const char *extra_headers; /* "Name: value\r\n" lines, or NULL */
+    const char *message_413;     /* NULL: the reason phrase */
+    const char *message_415;     /* NULL: the reason phrase */
+    const char *extra_headers;   /* "Name: value\r\n" lines, or NULL */
+    const struct api_cors *cors; /* NULL: no cross-origin access */
 
-    const char *target_missing; /* the db_code of the step a missing target fails */
-    const char *envelope;       /* the representation's key around it, or NULL */
+    const char *target_missing;      /* the db_code of the step a missing target fails */
+    const char *precondition_failed; /* the db_code of the step a request whose
+                                        If-Match names another version fails */
+    const char *envelope;            /* the representation's key around it, or NULL */
     const struct api_column *columns;
     size_t ncolumns;
 

@@ -1,5 +1,5 @@
 /* api_leanmcp.c: the LeanMCP API (SPEC section 5).
- * PATCH /api/chats/id/{id}, scoped Bearer keys, NestJS errors with every
+ * PATCH (and GET) /api/chats/id/{id}, scoped Bearer keys, NestJS errors with every
  * class-validator problem listed. */
 #include "api.h"
 
@@ -27,6 +27,7 @@ static const struct api_step steps[] = {
     {FAIL_JSON, NULL, 400, "Unexpected token in JSON body"},
     {FAIL_SCHEMA, NULL, 400, NULL},
     {0, "chat", 404, "Chat not found"},
+    {0, "precondition", 412, "Precondition Failed"},
 };
 
 /* The representation (SPEC 5), in its key order, at the top level. */
@@ -46,18 +47,35 @@ static const struct api_column columns[] = {
     {"metadata", COL_JSONB},
 };
 
+/* The key's user is the owner the chat must have, and the actor of the
+ * audit row. */
+#define CHECKS                                                                           \
+    "WITH v AS ("                                                                        \
+    "    SELECT CASE WHEN k.user_id IS NULL THEN 'key'"                                  \
+    "                WHEN NOT 'chat' = ANY (k.scopes) THEN 'scope' END AS failure,"      \
+    "           k.user_id"                                                               \
+    "      FROM (SELECT) one"                                                            \
+    "      LEFT JOIN leanmcp.api_keys k ON k.key_hash = $1::bytea"                       \
+    "           AND (k.revoked_at IS NULL OR k.revoked_at > now()))"
+
+/* Whether the body sets any field: a body that sets none ({}) changes
+ * nothing, so updated_at and the version stay. */
+#define ANY_GIVEN                                                                        \
+    "($4::boolean OR $6::boolean OR $8::boolean OR $10::boolean OR $12::boolean)"
+
+/* One field's entry in the audit row's changes, when the body sets it. */
+#define CHANGE(given, key, column)                                                       \
+    "CASE WHEN " given "::boolean THEN jsonb_build_object('" key                         \
+    "', jsonb_build_object("                                                             \
+    "'old', o." column ", 'new', c." column ")) ELSE '{}' END"
+
 /* $1 key hash, $2 chat id, $3 apply, then given/value pairs: $4/$5 title,
- * $6/$7 summary, $8/$9 modelUsed, $10/$11 systemMessageId, $12/$13 metadata.
- * The owner and the status are conditions on the updated row itself. A body
- * that sets nothing leaves updated_at alone. */
-static const char patch_sql[] =
-    "WITH v AS ("
-    "    SELECT CASE WHEN k.user_id IS NULL THEN 'key'"
-    "                WHEN NOT 'chat' = ANY (k.scopes) THEN 'scope' END AS failure,"
-    "           k.user_id"
-    "      FROM (SELECT) one"
-    "      LEFT JOIN leanmcp.api_keys k ON k.key_hash = $1::bytea"
-    "           AND (k.revoked_at IS NULL OR k.revoked_at > now())),"
+ * $6/$7 summary, $8/$9 modelUsed, $10/$11 systemMessageId, $12/$13 metadata;
+ * $14 the versions If-Match names, $15 request id. The owner and the status
+ * are conditions on the updated row itself. o is the chat's row as the
+ * update found it: the audit row's old values. */
+static const char patch_sql[] = CHECKS
+    ","
     " u AS ("
     "    UPDATE leanmcp.chats c"
     "       SET title = CASE WHEN $4::boolean THEN $5::text ELSE c.title END,"
@@ -66,27 +84,79 @@ static const char patch_sql[] =
     "           system_message_id = CASE WHEN $10::boolean THEN $11::text"
     "                                    ELSE c.system_message_id END,"
     "           metadata = CASE WHEN $12::boolean THEN $13::jsonb ELSE c.metadata END,"
-    "           updated_at = CASE WHEN $4::boolean OR $6::boolean OR $8::boolean"
-    "                               OR $10::boolean OR $12::boolean"
-    "                             THEN now() ELSE c.updated_at END"
-    "      FROM v"
+    "           updated_at = CASE WHEN " ANY_GIVEN " THEN now() ELSE c.updated_at END,"
+    "           version = CASE WHEN " ANY_GIVEN " THEN nextval('leanmcp.chat_versions')"
+    "                          ELSE c.version END"
+    "      FROM v, leanmcp.chats o"
     "     WHERE v.failure IS NULL AND $3::boolean"
     "       AND c.id = $2::uuid AND c.user_id = v.user_id AND c.status <> 'deleted'"
+    "       AND o.id = c.id"
+    "       AND ($14::bigint[] IS NULL OR c.version = ANY ($14::bigint[]))"
     "    RETURNING c.id, c.user_id, c.title, c.is_public, c.status, c.created_at,"
     "              c.updated_at, c.message_count, c.showcased, c.summary, c.model_used,"
-    "              c.system_message_id, c.metadata)"
-    " SELECT v.failure,"
-    "        CASE WHEN u.id IS NOT NULL THEN true"
-    "             WHEN v.failure IS NULL THEN EXISTS ("
-    "                 SELECT FROM leanmcp.chats c"
-    "                  WHERE c.id = $2::uuid AND c.user_id = v.user_id"
-    "                    AND c.status <> 'deleted')"
-    "        END,"
-    "        u.*"
-    "   FROM v LEFT JOIN u ON true";
+    "              c.system_message_id, c.metadata, c.version,"
+    "              " CHANGE("$4", "title", "title") " || " CHANGE("$6", "summary", "summary") "              || " CHANGE("$8", "modelUsed", "model_used") "              || " CHANGE(
+        "$10", "systemMessageId",
+        "system_message_id") "              || " CHANGE("$12", "metadata",
+                                                        "metadata") " AS changes),"
+                                                                    " a AS ("
+                                                                    "    INSERT INTO "
+                                                                    "leanmcp.chat_"
+                                                                    "changes (chat_id, "
+                                                                    "user_id, version, "
+                                                                    "changes, request_id)"
+                                                                    "    SELECT u.id, "
+                                                                    "u.user_id, "
+                                                                    "u.version, "
+                                                                    "u.changes, "
+                                                                    "$15::text FROM u)"
+                                                                    " SELECT v.failure,"
+                                                                    "        CASE WHEN "
+                                                                    "u.id IS NOT NULL "
+                                                                    "THEN u.version"
+                                                                    "             WHEN "
+                                                                    "v.failure IS NULL "
+                                                                    "THEN ("
+                                                                    "                 "
+                                                                    "SELECT c.version "
+                                                                    "FROM leanmcp.chats c"
+                                                                    "                  "
+                                                                    "WHERE c.id = "
+                                                                    "$2::uuid AND "
+                                                                    "c.user_id = "
+                                                                    "v.user_id"
+                                                                    "                    "
+                                                                    "AND c.status <> "
+                                                                    "'deleted')"
+                                                                    "        END,"
+                                                                    "        u.id, "
+                                                                    "u.user_id, u.title, "
+                                                                    "u.is_public, "
+                                                                    "u.status, "
+                                                                    "u.created_at, "
+                                                                    "u.updated_at,"
+                                                                    "        "
+                                                                    "u.message_count, "
+                                                                    "u.showcased, "
+                                                                    "u.summary, "
+                                                                    "u.model_used, "
+                                                                    "u.system_message_id,"
+                                                                    "        u.metadata"
+                                                                    "   FROM v LEFT JOIN "
+                                                                    "u ON true";
+
+/* $1 key hash, $2 chat id. */
+static const char get_sql[] = CHECKS
+    " SELECT v.failure, c.version, c.id, c.user_id, c.title, c.is_public, c.status,"
+    "        c.created_at, c.updated_at, c.message_count, c.showcased, c.summary,"
+    "        c.model_used, c.system_message_id, c.metadata"
+    "   FROM v LEFT JOIN leanmcp.chats c"
+    "     ON v.failure IS NULL AND c.id = $2::uuid AND c.user_id = v.user_id"
+    "    AND c.status <> 'deleted'";
 
 static const struct api_op ops[] = {
-    {"PATCH", OP_UPDATE, patch_sql},
+    {"GET", OP_READ, 200, get_sql},
+    {"PATCH", OP_UPDATE, 200, patch_sql},
 };
 
 const struct api_profile api_leanmcp = {
@@ -102,6 +172,7 @@ const struct api_profile api_leanmcp = {
     .nsteps = sizeof steps / sizeof steps[0],
     .shape = SHAPE_NESTJS,
     .target_missing = "chat",
+    .precondition_failed = "precondition",
     .columns = columns,
     .ncolumns = sizeof columns / sizeof columns[0],
     .ops = ops,

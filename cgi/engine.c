@@ -1,5 +1,5 @@
 /* engine.c: walks an API profile: route, operation, local checks, the one
- * SQL statement, and the answer decide.c picks.
+ * SQL statement, and the answer decide.c picks (status, body, ETag, CORS).
  * Entry points: engine_init(), engine_handle(), engine_is_json_media_type().
  *
  * A request that will be refused before its body matters pays for no more
@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "credential.h"
 #include "decide.h"
+#include "etag.h"
 #include "field.h"
 #include "log.h"
 #include "route.h"
@@ -19,52 +20,69 @@
 #include "sha256.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #define HEALTH_STATEMENT 0
 #define MAX_STATEMENTS   16
-#define MAX_SQL_PARAMS   (2 + API_MAX_PARAMS + 2 * API_MAX_FIELDS)
+#define MAX_SQL_PARAMS   (4 + API_MAX_PARAMS + 2 * API_MAX_FIELDS)
 
 /* The statement's columns before the representation (api.h). */
 #define COL_FAILURE        0
-#define COL_FOUND          1
+#define COL_VERSION        1
 #define COL_REPRESENTATION 2
 
 static struct db_statement statements[MAX_STATEMENTS];
 
 static int statement_params(const struct api_profile *api, const struct api_op *op)
 {
-    int n = (int)(2 + api->nparams);
+    int n = (int)(1 + api->nparams);
 
-    return op->kind == OP_UPDATE ? n + 2 * (int)api->nfields : n;
+    /* apply, the fields, the If-Match versions, the request id */
+    return op->kind == OP_UPDATE ? n + 3 + 2 * (int)api->nfields : n;
 }
 
 void engine_init(const struct engine_config *config)
 {
+    /* Each operation's statement is named for its API and method
+     * ("recoup_patch"), as PostgreSQL's logs show it. */
+    static char names[MAX_STATEMENTS][48];
     size_t n = 0;
 
     statements[n++] = (struct db_statement){"health", "SELECT 1", 0, 0};
     for (const struct api_profile *const *api = api_profiles; *api; api++)
         for (size_t i = 0; i < (*api)->nops; i++) {
             const struct api_op *op = &(*api)->ops[i];
+            if (!op->sql)
+                continue;
             if (n == MAX_STATEMENTS)
                 abort(); /* raise MAX_STATEMENTS */
-            statements[n++] = (struct db_statement){(*api)->name, op->sql,
-                                                    statement_params(*api, op), 1};
+            int len =
+                snprintf(names[n], sizeof names[n], "%s_%s", (*api)->name, op->method);
+            for (int k = 0; k < len; k++)
+                names[n][k] = (char)tolower((unsigned char)names[n][k]);
+            statements[n] =
+                (struct db_statement){names[n], op->sql, statement_params(*api, op), 1};
+            n++;
         }
     db_init(&config->db, statements, n);
 }
 
-/* The statement index of an operation: after health, in profile order. */
-static size_t statement_of(const struct api_profile *api, const struct api_op *op)
+/* The statement index of an operation: after health, in profile order,
+ * counting the operations that have one. */
+static size_t statement_of(const struct api_op *op)
 {
     size_t n = 1;
 
-    for (const struct api_profile *const *p = api_profiles; *p != api; p++)
-        n += (*p)->nops;
-    return n + (size_t)(op - api->ops);
+    for (const struct api_profile *const *p = api_profiles; *p; p++)
+        for (size_t i = 0; i < (*p)->nops; i++) {
+            if (&(*p)->ops[i] == op)
+                return n;
+            n += (*p)->ops[i].sql != NULL;
+        }
+    abort(); /* an operation of no profile */
 }
 
 bool engine_is_json_media_type(const char *content_type)
@@ -144,10 +162,13 @@ static enum local_failure check_params(const struct api_profile *api,
 struct call {
     const struct api_profile *api;
     const struct api_op *op;
+    const struct request *req;
     const char *params[API_MAX_PARAMS];
     char credential[SHA256_BYTEA_HEX_LEN]; /* "" when there is none */
     struct body_check body;
-    unsigned local; /* enum local_failure bits */
+    unsigned local;      /* enum local_failure bits */
+    struct buf if_match; /* an update's If-Match versions, bigint[] text */
+    bool conditional;    /* if_match holds them (else: no condition, NULL) */
 };
 
 static void respond_step(struct call *c, size_t step, struct response *res)
@@ -184,13 +205,16 @@ static size_t statement_values(const struct call *c, const char **values)
     values[n++] = c->credential[0] ? c->credential : NULL;
     for (size_t i = 0; i < api->nparams; i++)
         values[n++] = c->params[i];
+    if (c->op->kind != OP_UPDATE)
+        return n;
     values[n++] = apply ? "true" : "false";
-    if (c->op->kind == OP_UPDATE)
-        for (size_t i = 0; i < api->nfields; i++) {
-            bool given = apply && c->body.values[i].given;
-            values[n++] = given ? "true" : "false";
-            values[n++] = given ? c->body.values[i].text : NULL;
-        }
+    for (size_t i = 0; i < api->nfields; i++) {
+        bool given = apply && c->body.values[i].given;
+        values[n++] = given ? "true" : "false";
+        values[n++] = given ? c->body.values[i].text : NULL;
+    }
+    values[n++] = c->conditional ? c->if_match.data : NULL;
+    values[n++] = c->req->request_id;
     return n;
 }
 
@@ -200,7 +224,7 @@ static enum db_outcome run_statement(struct call *c, PGresult **r, long *db_us)
     long us = 0;
 
     statement_values(c, values);
-    enum db_outcome outcome = db_exec(statement_of(c->api, c->op), values, r, &us);
+    enum db_outcome outcome = db_exec(statement_of(c->op), values, r, &us);
     *db_us += us;
     return outcome;
 }
@@ -208,27 +232,39 @@ static enum db_outcome run_statement(struct call *c, PGresult **r, long *db_us)
 static void answer_row(struct call *c, const PGresult *r, struct response *res)
 {
     const struct api_profile *api = c->api;
+    bool has_version = !PQgetisnull(r, 0, COL_VERSION);
     struct db_verdict db = {
         .failure = PQgetisnull(r, 0, COL_FAILURE) ? NULL : PQgetvalue(r, 0, COL_FAILURE),
-        .found = !PQgetisnull(r, 0, COL_FOUND) && PQgetvalue(r, 0, COL_FOUND)[0],
+        .found = has_version && PQgetlength(r, 0, COL_VERSION) == 8,
         .done = !PQgetisnull(r, 0, COL_REPRESENTATION),
     };
-    size_t step = decide_step(api, c->local, &db);
+    struct decide_conditions cond = {c->req->if_match, c->req->if_none_match};
     struct buf body = {0};
 
-    if (step == DECIDE_SUCCESS && row_write_json(api, r, COL_REPRESENTATION, &body)) {
-        response_set(res, 200, buf_take(&body, NULL));
-        return;
-    }
-    buf_free(&body);
-    if (step == DECIDE_SUCCESS || step == DECIDE_BROKEN) {
+    if (db.found)
+        db.version = (int64_t)row_int8(PQgetvalue(r, 0, COL_VERSION));
+    struct decide_answer a = decide_answer(api, c->op, c->local, &cond, &db);
+    bool ok = has_version == db.found;
+
+    if (ok && a.step == DECIDE_SUCCESS && a.body)
+        ok = row_write_json(api, r, COL_REPRESENTATION, &body);
+    if (!ok || a.step == DECIDE_BROKEN) {
+        buf_free(&body);
         log_error(
             "%s: the statement's row does not fit the profile (failure %s, found %d)",
             api->name, db.failure ? db.failure : "NULL", db.found);
         response_error(res, api->shape, 500, NULL, NULL);
         return;
     }
-    respond_step(c, step, res);
+    if (a.etag) {
+        char tag[ETAG_MAX];
+        etag_format(db.version, tag);
+        response_add_header(res, "ETag", tag);
+    }
+    if (a.step == DECIDE_SUCCESS)
+        response_set(res, a.status, a.body ? buf_take(&body, NULL) : NULL);
+    else
+        respond_step(c, a.step, res);
 }
 
 /* The statement, and the answer from its row. A value the database refuses
@@ -258,13 +294,14 @@ static void answer_from_db(struct call *c, struct response *res, long *db_us)
 }
 
 /* What the request shows without the database: its credential (hashed),
- * parameters and body, as local failures and values. */
+ * parameters, body and If-Match, as local failures and values. */
 static void take_request(struct call *c, const struct route *route,
                          const struct request *req)
 {
     const char *token = NULL;
     size_t token_len = 0;
 
+    c->req = req;
     c->local |= credential_take(c->api, req, &token, &token_len);
     c->local |= check_params(c->api, route, c->params);
     if (c->op->kind == OP_UPDATE) {
@@ -274,20 +311,35 @@ static void take_request(struct call *c, const struct route *route,
         } else {
             c->local |= FAIL_MEDIA_TYPE;
         }
+        c->conditional = etag_versions(req->if_match, &c->if_match);
     }
     if (token && decide_needs_db(c->api, c->local))
         sha256_bytea_hex(token, token_len, c->credential);
+}
+
+static void call_free(struct call *c)
+{
+    schema_free(&c->body);
+    buf_free(&c->if_match);
 }
 
 static void serve_api(const struct api_profile *api, const struct route *route,
                       const struct request *req, struct response *res, long *db_us)
 {
     struct call c = {.api = api, .op = decide_op(api, req->method)};
+    bool preflight = c.op && c.op->kind == OP_PREFLIGHT;
+    char cors[sizeof res->headers];
 
     res->extra_headers = api->extra_headers;
+    decide_cors(api, preflight, cors, sizeof cors);
+    response_add_lines(res, cors);
     if (!c.op) {
         decide_allow(api, res->allow, sizeof res->allow);
         response_error(res, api->shape, 405, NULL, NULL);
+        return;
+    }
+    if (preflight) { /* anyone may ask what a browser may send: no credential */
+        response_set(res, c.op->status, NULL);
         return;
     }
     if (c.op->kind == OP_UPDATE && req->body_too_large) {
@@ -299,7 +351,7 @@ static void serve_api(const struct api_profile *api, const struct route *route,
         answer_from_db(&c, res, db_us);
     else
         respond_step(&c, decide_first_local(api, c.local), res);
-    schema_free(&c.body);
+    call_free(&c);
 }
 
 int engine_explain(const struct request *req, const char **sql,
@@ -311,7 +363,7 @@ int engine_explain(const struct request *req, const char **sql,
     if (!route_match(req->path, &route))
         return -1;
     struct call c = {.api = route.api};
-    if (c.api && (c.op = decide_op(c.api, req->method)) != NULL) {
+    if (c.api && (c.op = decide_op(c.api, req->method)) != NULL && c.op->sql) {
         take_request(&c, &route, req);
         if (decide_needs_db(c.api, c.local)) {
             const char *values[MAX_SQL_PARAMS];
@@ -321,7 +373,7 @@ int engine_explain(const struct request *req, const char **sql,
             *sql = c.op->sql;
         }
     }
-    schema_free(&c.body);
+    call_free(&c);
     route_free(&route);
     return count;
 }

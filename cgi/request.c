@@ -149,6 +149,8 @@ void request_read(struct request *req, char *const *envp, request_reader read, v
         .api_key = joined_param(envp, "HTTP_X_API_KEY", ", "),
         .authorization = joined_param(envp, "HTTP_AUTHORIZATION", ", "),
         .cookie = joined_param(envp, "HTTP_COOKIE", "; "),
+        .if_match = joined_param(envp, "HTTP_IF_MATCH", ", "),
+        .if_none_match = joined_param(envp, "HTTP_IF_NONE_MATCH", ", "),
     };
     if (declared > max_body) {
         /* Say 413 without reading what we would throw away. */
@@ -166,6 +168,8 @@ void request_free(struct request *req)
     free(req->api_key);
     free(req->authorization);
     free(req->cookie);
+    free(req->if_match);
+    free(req->if_none_match);
     free(req->body);
     *req = (struct request){0};
 }

@@ -19,6 +19,10 @@ struct request {
     char *api_key;
     char *authorization;
     char *cookie;
+    /* The conditional headers (RFC 9110, 13.1), joined the same way (a
+     * list split over lines is one list); NULL when absent. */
+    char *if_match;
+    char *if_none_match;
     char *body;
     size_t body_len;
     bool body_too_large; /* longer than the limit: the body was not kept */

@@ -13,6 +13,10 @@ const char *response_reason(int status)
     switch (status) {
     case 200:
         return "OK";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 401:
@@ -25,6 +29,8 @@ const char *response_reason(int status)
         return "Method Not Allowed";
     case 413:
         return "Payload Too Large";
+    case 412:
+        return "Precondition Failed";
     case 415:
         return "Unsupported Media Type";
     case 500:
@@ -96,6 +102,23 @@ void response_set(struct response *res, int status, char *body)
     free(res->body);
     res->status = status;
     res->body = body;
+}
+
+void response_add_lines(struct response *res, const char *lines)
+{
+    size_t used = strlen(res->headers), n = strlen(lines);
+
+    if (used + n >= sizeof res->headers)
+        abort(); /* raise the room in response.h */
+    memcpy(res->headers + used, lines, n + 1);
+}
+
+void response_add_header(struct response *res, const char *name, const char *value)
+{
+    response_add_lines(res, name);
+    response_add_lines(res, ": ");
+    response_add_lines(res, value);
+    response_add_lines(res, "\r\n");
 }
 
 static void add_key(struct buf *b, const char *key)
@@ -175,6 +198,7 @@ char *response_format(const struct response *res, const char *request_id, size_t
 {
     const char *body = res->body ? res->body : "";
     size_t body_len = strlen(body);
+    bool content = res->status != 204 && res->status != 304;
     struct buf b = {0};
 
     buf_reserve(&b, 256 + body_len);
@@ -182,8 +206,9 @@ char *response_format(const struct response *res, const char *request_id, size_t
     buf_add_long(&b, res->status);
     buf_addc(&b, ' ');
     buf_adds(&b, response_reason(res->status));
-    buf_adds(&b, "\r\nContent-Type: application/json; charset=utf-8\r\n"
-                 "Cache-Control: no-store\r\nX-Request-Id: ");
+    if (content)
+        buf_adds(&b, "\r\nContent-Type: application/json; charset=utf-8");
+    buf_adds(&b, "\r\nCache-Control: no-store\r\nX-Request-Id: ");
     buf_adds(&b, request_id);
     buf_adds(&b, "\r\n");
     if (res->allow[0]) {
@@ -195,6 +220,11 @@ char *response_format(const struct response *res, const char *request_id, size_t
         buf_adds(&b, "Retry-After: 1\r\n");
     if (res->extra_headers)
         buf_adds(&b, res->extra_headers);
+    buf_adds(&b, res->headers);
+    if (!content) {
+        buf_adds(&b, "\r\n");
+        return buf_take(&b, len);
+    }
     buf_adds(&b, "Content-Length: ");
     buf_add_long(&b, (long long)body_len);
     buf_adds(&b, "\r\n\r\n");

@@ -42,20 +42,30 @@ struct response {
     char allow[64];            /* Allow header value, or "" */
     const char *extra_headers; /* "Name: value\r\n" lines, or NULL */
     bool retry_after;          /* Retry-After: 1 */
+    char headers[512];         /* this answer's own header lines (ETag, CORS), or "" */
 };
 
 const char *response_reason(int status);
 
-/* Sets status and body; takes ownership of body. */
+/* Sets status and body; takes ownership of body. body NULL: no content
+ * (204, 304). */
 void response_set(struct response *res, int status, char *body);
+
+/* Appends "Name: value\r\n" to res->headers; lines, one or more whole
+ * header lines, as they are. Headers are the worker's own: running out of
+ * room is a bug, and aborts. */
+void response_add_header(struct response *res, const char *name, const char *value);
+void response_add_lines(struct response *res, const char *lines);
 
 /* Sets an error in the given shape. message NULL means the issues are the
  * message (the first one, or all of them for SHAPE_NESTJS). */
 void response_error(struct response *res, enum error_shape shape, int status,
                     const char *message, const struct issue_list *issues);
 
-/* The whole CGI response: Status line, headers, blank line, body. Returns a
- * malloc-ed buffer of *len bytes; the caller frees it. */
+/* The whole CGI response: Status line, headers, blank line, body. A 204 or
+ * 304 has no content: no body, and no Content-Type or Content-Length
+ * (RFC 9110, 15.3.5 and 15.4.5). Returns a malloc-ed buffer of *len bytes;
+ * the caller frees it. */
 char *response_format(const struct response *res, const char *request_id, size_t *len);
 
 void response_free(struct response *res);

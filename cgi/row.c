@@ -1,5 +1,5 @@
 /* row.c: PostgreSQL's binary column values written as the services' JSON.
- * Entry points: row_write_json(), row_add_timestamp().
+ * Entry points: row_write_json(), row_int8(), row_add_timestamp().
  *
  * The binary format spares PostgreSQL its text output functions (timestamps
  * above all), and its meaning does not hang on the session's DateStyle or
@@ -15,6 +15,11 @@ static uint64_t be(const char *p, int n)
     for (int i = 0; i < n; i++)
         v = v << 8 | (unsigned char)p[i];
     return v;
+}
+
+int64_t row_int8(const char *p)
+{
+    return (int64_t)be(p, 8);
 }
 
 /* Howard Hinnant's days_from_civil, inverted: the date of a day number

@@ -15,6 +15,9 @@
 bool row_write_json(const struct api_profile *api, const PGresult *r, int first,
                     struct buf *out);
 
+/* The value of an int8 column in the binary format (8 bytes, big-endian). */
+int64_t row_int8(const char *p);
+
 /* Appends a timestamp as JavaScript's Date.prototype.toISOString writes it
  * (milliseconds, cut), quoted; null for infinite ones. us counts
  * microseconds since 2000-01-01 00:00:00 UTC, PostgreSQL's epoch. */
