@@ -405,15 +405,17 @@ case("leanmcp-missing-id", "leanmcp", 404, generic(404), path="/api/chats/id", r
 
 # ---- methods -------------------------------------------------------------------------------
 
+# issue 11: GET (and Recoup's OPTIONS) are operations; Allow lists each profile's.
+ALLOW = {"recoup": "GET, PATCH, OPTIONS", "neptun": "GET, PATCH", "leanmcp": "GET, PATCH"}
 for api in APIS:
-    for method in ("GET", "PUT", "POST", "DELETE"):
-        case(f"{api}-{method}", api, 405, NOT_ALLOWED[api], method=method, allow="PATCH")
+    for method in ("PUT", "POST", "DELETE"):
+        case(f"{api}-{method}", api, 405, NOT_ALLOWED[api], method=method, allow=ALLOW[api])
 case("healthz-PATCH", "health", 405, generic(405), method="PATCH", path="/healthz",
      body=b"{}", credential=False, allow="GET")
 # CHOICE: TRACE is refused by nginx itself (its JSON 405 from @chatpatch_405); SPEC's
 # "405 with an Allow header" for a known path with another method holds there too.
 case("recoup-TRACE", "recoup", 405, generic(405), method="TRACE", raw=True, body=b"",
-     length=None, content_type=None, allow="PATCH")
+     length=None, content_type=None, allow=ALLOW["recoup"])
 
 IDS = [c.id for c in CASES]
 assert len(IDS) == len(set(IDS)), "duplicate case ids"
@@ -650,6 +652,8 @@ def check_control(c, got, before, after):
         assert chat[key] == value, f"{c.id}: answer {key}={chat[key]!r}"
         expected_row[column[key]] = value
     expected_row["updated_at"] = after[c.api]["updated_at"]
+    expected_row["version"] = after[c.api]["version"]  # issue 11: a new version per update
+    assert after[c.api]["version"] > before[c.api]["version"]
     assert after[c.api] == expected_row, f"{c.id}: row {after[c.api]} != {expected_row}"
     assert after[c.api]["updated_at"] > before[c.api]["updated_at"]
     for api in APIS:

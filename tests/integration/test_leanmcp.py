@@ -322,6 +322,8 @@ def check_success(http, db, w, body, chat_id=None, headers=DEFAULT, path=None,
     if touched:
         expected_row["updated_at"] = after["updated_at"]
         assert_updated_now(db, before, after)
+        expected_row["version"] = after["version"]  # issue 11: a new version on every update
+        assert after["version"] > before["version"]
     assert after == expected_row
     assert [r for r in w.snapshot(db) if r["id_text"] != chat_id] == others
     return resp
@@ -985,12 +987,12 @@ def test_chat_ids_of_two_worlds_are_isolated(http, db, leanmcp_world):
 # ---- routing and methods -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "POST", "DELETE"])
+@pytest.mark.parametrize("method", ["PUT", "POST", "DELETE", "OPTIONS"])  # issue 11: GET served
 def test_other_methods_405(http, db, w, method):
     before = w.snapshot(db)
     resp = send(http, w.path, VALID, w.bearer(), method=method)
     assert_json_shape(resp, 405)
-    assert resp.headers.get_list("allow") == ["PATCH"], resp.headers
+    assert resp.headers.get_list("allow") == ["GET, PATCH"], resp.headers
     assert w.snapshot(db) == before
 
 

@@ -267,6 +267,8 @@ def check_success(http, db, w, body, name, chat_id=None, user_id=None, cookie=DE
     expected_row = dict(before)
     expected_row["name"] = name
     expected_row["updated_at"] = after["updated_at"]
+    expected_row["version"] = after["version"]  # issue 11: a new version on every update
+    assert after["version"] > before["version"]
     assert after == expected_row
     assert_updated_now(db, before, after)
     assert [r for r in w.snapshot(db) if r["id"] != chat_id] == others
@@ -866,13 +868,13 @@ def test_name_empty_with_unknown_keys_too_small(http, db, neptun):
 # ---- routing and methods (SPEC 1) ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "POST", "DELETE"])
+@pytest.mark.parametrize("method", ["PUT", "POST", "DELETE", "OPTIONS"])  # issue 11: GET served
 def test_other_methods_405(http, db, neptun, method):
     w = neptun
     before = w.snapshot(db)
     resp = send(http, w.path, VALID, w.cookie_header, method=method)
     assert_json_shape(resp, 405)
-    assert resp.headers.get_list("allow") == ["PATCH"], resp.headers
+    assert resp.headers.get_list("allow") == ["GET, PATCH"], resp.headers
     assert w.snapshot(db) == before
 
 

@@ -722,10 +722,10 @@ def test_access_line_statuses_and_routes(unix_pool, db, recoup_world):
     cases.append((rid, "PATCH", "recoup", 404))
     # 405 and a GET of /healthz.
     rid = new_rid()
-    resp = fcgi_http(w.address, "GET", recoup_world.path, b"", {"x-api-key": recoup_world.key},
-                     rid)
+    resp = fcgi_http(w.address, "PUT", recoup_world.path, b"", {"x-api-key": recoup_world.key},
+                     rid)  # issue 11: GET is an operation now
     assert resp.status == 405, resp
-    cases.append((rid, "GET", "recoup", 405))
+    cases.append((rid, "PUT", "recoup", 405))
     rid = new_rid()
     resp = fcgi_http(w.address, "GET", "/healthz", request_id=rid)
     assert resp.status == 200, resp

@@ -123,6 +123,8 @@ def check_success(http, db, w, body, title=None, model_id=None, headers=DEFAULT,
     if model_id is not None:
         expected_row["model_id"] = model_id
     expected_row["updated_at"] = after["updated_at"]
+    expected_row["version"] = after["version"]  # issue 11: a new version on every update
+    assert after["version"] > before["version"]
     assert after == expected_row
     assert_updated_now(db, before, after)
     assert [r for r in w.snapshot(db) if r["id"] != chat_id] == others
@@ -625,13 +627,13 @@ def test_schema_messages(http, db, recoup_world, body, message):
 # ---- routing, methods, health ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "POST", "DELETE"])
+@pytest.mark.parametrize("method", ["PUT", "POST", "DELETE"])  # issue 11: GET, OPTIONS served
 def test_other_methods_405(http, db, recoup_world, method):
     w = recoup_world
     before = w.snapshot(db)
     resp = send(http, w.path, VALID, {"x-api-key": w.key}, method=method)
     assert_json_shape(resp, 405)
-    assert resp.headers.get_list("allow") == ["PATCH"], resp.headers
+    assert resp.headers.get_list("allow") == ["GET, PATCH, OPTIONS"], resp.headers
     assert resp.headers.get_list("access-control-allow-origin") == ["*"], resp.headers
     assert w.snapshot(db) == before
 
@@ -755,7 +757,7 @@ def _cgi_cases():
         "row8-empty-object": ("PATCH", lambda w, c: recoup_path(w.session_id, c), k, {}, "application/json"),
         "415": ("PATCH", lambda w, c: recoup_path(w.session_id, c), k, VALID, "text/plain"),
         "413": ("PATCH", lambda w, c: recoup_path(w.session_id, c), k, big, "application/json"),
-        "405": ("GET", lambda w, c: recoup_path(w.session_id, c), k, b"", None),
+        "405": ("PUT", lambda w, c: recoup_path(w.session_id, c), k, b"", None),
         "unknown-path": ("PATCH", lambda w, c: "/nope", k, VALID, "application/json"),
         "healthz": ("GET", lambda w, c: "/healthz", lambda w: {}, b"", None),
     }
