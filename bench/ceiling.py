@@ -11,6 +11,10 @@ script from the chat number i, which each client advances by one per
 transaction from its own offset (client_id * stride). pgbench has no
 strings, so when an id is not an integer (LeanMCP's UUID) each client reads
 its ids once with \\gset, in its first transaction, and updates that chat.
+pgbench cannot bind NULL either (-D sets a string): a parameter the engine
+binds as NULL (params.Null, e.g. a PATCH without If-Match) is written into
+the statement as a NULL literal of the type the statement casts it to, so
+that pgbench's statement does the same work as the worker's.
 """
 
 import glob
@@ -21,22 +25,52 @@ import re
 import params
 
 
-def pgbench_statement(sql):
-    """The statement with $N written :pN; the last line of a script, so no ';'."""
-    text = re.sub(r"\$([0-9]+)", r":p\1", sql)
-    if re.sub(r":p([0-9]+)", r"$\1", text) != sql:
+def cast_of(sql, n):
+    """The type the statement casts $n to ($n::bigint[] -> "bigint[]"), or None
+    when it casts it nowhere; ValueError when it casts it to several."""
+    types = set(re.findall(r"\$%d(?![0-9])::([A-Za-z_][A-Za-z0-9_]*(?:\[\])?)" % n, sql))
+    if len(types) > 1:
+        raise ValueError(f"${n} is cast to {sorted(types)}: cannot type its NULL")
+    return types.pop() if types else None
+
+
+def pgbench_statement(sql, nulls=()):
+    """The statement with $N written :pN, and each $N of nulls written as a
+    NULL literal: where the statement casts it ($N::type) the cast follows
+    as it is; elsewhere it gets the type of the statement's cast of $N (a
+    bare NULL when there is none). The last line of a script, so no ';'."""
+    if re.search(r":p[0-9]", sql):
         raise ValueError("the statement contains ':p<digits>': it cannot be a pgbench script")
-    return text.rstrip().rstrip(";")
+    nulls = set(nulls)
+
+    def param(m):
+        n = int(m.group(1))
+        if n not in nulls:
+            return f":p{n}"
+        if sql.startswith("::", m.end()):
+            return "NULL"
+        cast = cast_of(sql, n)
+        return f"NULL::{cast}" if cast else "NULL"
+
+    return re.sub(r"\$([0-9]+)", param, sql).rstrip().rstrip(";")
 
 
 def param_count(sql):
     return max((int(n) for n in re.findall(r"\$([0-9]+)", sql)), default=0)
 
 
+def nulls_of(values):
+    """The parameters the engine binds as NULL."""
+    return sorted(n for n, v in values.items() if isinstance(v, params.Null))
+
+
 def split_values(values, path):
-    """(constants {N: text}, per-chat ids {N: Seq or Const}) of statement_values()."""
+    """(constants {N: text}, per-chat ids {N: Seq or Const}) of statement_values(),
+    without its NULLs."""
     consts, ids = {}, {}
     for n, v in sorted(values.items()):
+        if isinstance(v, params.Null):
+            continue
         if isinstance(v, params.PathParam):
             seq = path[v.k]
             if isinstance(seq, params.Const):
@@ -74,7 +108,7 @@ def script(sql, values, path):
             "\\set i 1 + (:client_id * :stride + :k) % :n",
         ]
         lines += [f"\\set p{n} {seq.pgbench_expr()}" for n, seq in ids.items()]
-    lines.append(pgbench_statement(sql))
+    lines.append(pgbench_statement(sql, nulls_of(values)))
     return "\n".join(lines) + "\n"
 
 

@@ -61,6 +61,13 @@ class Const:
 
 
 @dataclass(frozen=True)
+class Null:
+    """SQL NULL: what the engine binds for a condition the request does not
+    state (a PATCH without If-Match). pgbench cannot bind NULL, so the
+    ceiling writes it into the statement as a literal (ceiling.py)."""
+
+
+@dataclass(frozen=True)
 class PathParam:
     """A statement parameter bound to the request's path parameter number k."""
 
@@ -92,8 +99,9 @@ SYSTEM_MESSAGE = "msg_bench_system"
 METADATA = '{"source":"bench","run":1}'
 UNKNOWN_CREDENTIAL = "bench-unknown-key"
 
-# Every body sets every field of its API, so that every statement parameter
-# has a value (pgbench cannot bind NULL) and pgbench's values are the worker's.
+# Every body sets every field of its API, so that every field's parameters
+# have a value and pgbench's values are the worker's. (The If-Match versions
+# the bench's PATCHes do not send are NULL: params.Null.)
 APIS = {
     "recoup": Api(
         name="recoup",
@@ -143,7 +151,8 @@ def hash_text(key):
 # ---- the statement's values -------------------------------------------------
 def statement_values(api, sqltext):
     """Statement parameter number -> its value for the bench's requests:
-    a Const, or a PathParam (the request's own id, which varies per chat).
+    a Const, a PathParam (the request's own id, which varies per chat), or
+    Null (the engine binds NULL).
 
     The worker's own engine says what it binds (sqltext --values, given the
     request for chat 1); a value equal to one of that request's path ids is
@@ -164,7 +173,7 @@ def statement_values(api, sqltext):
     values = {}
     for n, v in enumerate(json.loads(out), start=1):
         if v is None:
-            raise SystemExit(f"bench: {api}'s statement gets NULL for ${n}: pgbench cannot bind "
-                             "NULL, so every body must set every field")
-        values[n] = PathParam(ids.index(v)) if v in ids else Const(v)
+            values[n] = Null()
+        else:
+            values[n] = PathParam(ids.index(v)) if v in ids else Const(v)
     return values

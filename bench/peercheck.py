@@ -1,5 +1,6 @@
 """bench/peercheck.py: before `make bench` measures the Node peer, check that
-it answers the Recoup route as chatpatch does (SPEC section 3): the same
+it answers the Recoup route as chatpatch does (SPEC section 3, and issue
+11's GET, ETag, If-Match, If-None-Match and CORS preflight): the same
 status, body and headers for a set of requests covering every row of the
 check table, the schema's messages, the body rules of section 2 and the
 check order. A peer that answered differently would be measured doing
@@ -26,7 +27,10 @@ OK_PATH = "/api/sessions/1000001/chats/2000001"
 JSON = {"Content-Type": "application/json"}
 TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 COMPARED_HEADERS = ("content-type", "cache-control", "access-control-allow-origin",
-                    "allow", "retry-after")
+                    "allow", "retry-after", "access-control-expose-headers",
+                    "access-control-allow-methods", "access-control-allow-headers",
+                    "access-control-max-age")
+DIGITS = re.compile(r"[0-9]+")
 
 
 def nested(depth):
@@ -77,6 +81,14 @@ def cases():
         ("duplicate x-api-key", "PATCH", OK_PATH, [("x-api-key", KEY), ("x-api-key", KEY),
                                                    ("Content-Type", "application/json")], '{"title":"x"}'),
         ("GET", "GET", OK_PATH, key, None),
+        ("GET, unknown key", "GET", OK_PATH, {"x-api-key": "nope"}, None),
+        ("GET, If-None-Match *", "GET", OK_PATH, {**key, "If-None-Match": "*"}, None),
+        ("GET, stale If-Match", "GET", OK_PATH, {**key, "If-Match": '"1"'}, None),
+        ("update, stale If-Match", "PATCH", OK_PATH, {**key, "If-Match": '"1"'}, '{"title":"x"}'),
+        ("update, If-Match *", "PATCH", OK_PATH, {**key, "If-Match": "*"}, '{"title":"t4"}'),
+        ("preflight", "OPTIONS", OK_PATH, {"Origin": "http://example.com",
+                                           "Access-Control-Request-Method": "PATCH"}, None),
+        ("PUT", "PUT", OK_PATH, key, '{"title":"x"}'),
         ("unknown path", "PATCH", "/api/sessions/1000001", key, '{"title":"x"}'),
         ("over 64 KiB", "PATCH", OK_PATH, key, '{"title":"' + "x" * 65536 + '"}'),
     ]
@@ -109,6 +121,11 @@ def differences(a, b):
     for h in COMPARED_HEADERS:
         if a[1].get(h) != b[1].get(h):
             out.append(f"{h}: {a[1].get(h)!r} != {b[1].get(h)!r}")
+    # Versions differ between the two (each update takes a new one): the
+    # ETag's presence and form must agree.
+    etags = [DIGITS.sub("N", x[1].get("etag", "")) for x in (a, b)]
+    if etags[0] != etags[1]:
+        out.append(f"etag: {a[1].get('etag')!r} != {b[1].get('etag')!r}")
     for side, answer in (("chatpatch", a), ("peer", b)):
         if not answer[1].get("x-request-id"):
             out.append(f"{side}: no X-Request-Id")

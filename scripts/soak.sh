@@ -137,7 +137,11 @@ local kinds = {
   {"recoup-60k-schema",    1, "PATCH", R, {["x-api-key"]=RK, ["Content-Type"]=J}, '{"junk":"' .. NEAR_LIMIT .. '"}', 400},
   {"recoup-415",           1, "PATCH", R, {["x-api-key"]=RK, ["Content-Type"]="text/plain"}, '{"title":"x"}', 415},
   {"recoup-413",           1, "PATCH", R, {["x-api-key"]=RK, ["Content-Type"]=J}, '{"title":"' .. TOO_LARGE .. '"}', 413},
-  {"recoup-405",           1, "GET",   R, {["x-api-key"]=RK}, nil, 405},
+  {"recoup-405",           1, "PUT",   R, {["x-api-key"]=RK}, nil, 405},
+  {"recoup-get",           1, "GET",   R, {["x-api-key"]=RK}, nil, 200},
+  {"recoup-get-304",       1, "GET",   R, {["x-api-key"]=RK, ["If-None-Match"]="*"}, nil, 304},
+  {"recoup-preflight",     1, "OPTIONS", R, {["Origin"]="http://example.com", ["Access-Control-Request-Method"]="PATCH"}, nil, 204},
+  {"recoup-412",           1, "PATCH", R, {["x-api-key"]=RK, ["Content-Type"]=J, ["If-Match"]='"0"'}, '{"title":"x"}', 412},
 
   {"neptun-ok",            4, "PATCH", N, {["Cookie"]=NC, ["Content-Type"]=J}, '{"name":"Soak name"}', 200},
   {"neptun-ok-zeros",      1, "PATCH", "/api/users/01/chats/001", {["Cookie"]="x=y; " .. NC, ["Content-Type"]=J}, '{"name":" Zeros ","extra":[1,{"a":null}]}', 200},
@@ -150,6 +154,7 @@ local kinds = {
   {"neptun-415",           1, "PATCH", N, {["Cookie"]=NC}, '{"name":"x"}', 415},
   {"neptun-413",           1, "PATCH", N, {["Cookie"]=NC, ["Content-Type"]=J}, '{"name":"' .. TOO_LARGE .. '"}', 413},
   {"neptun-405",           1, "DELETE", N, {["Cookie"]=NC}, nil, 405},
+  {"neptun-get",           1, "GET",   N, {["Cookie"]=NC}, nil, 200},
 
   {"leanmcp-ok",           4, "PATCH", L, {["Authorization"]=LK, ["Content-Type"]=J},
      '{"title":"Soak","summary":"s","modelUsed":"m","systemMessageId":"x","metadata":{"k":[1,2,{"n":null}],"s":"v"}}', 200},
@@ -164,6 +169,8 @@ local kinds = {
   {"leanmcp-other-user",   1, "PATCH", "/api/chats/id/00000000-0000-4000-8000-00000000000e", {["Authorization"]=LK, ["Content-Type"]=J}, '{"title":"x"}', 404},
   {"leanmcp-415",          1, "PATCH", L, {["Authorization"]=LK, ["Content-Type"]="application/xml"}, '{"title":"x"}', 415},
   {"leanmcp-413",          1, "PATCH", L, {["Authorization"]=LK, ["Content-Type"]=J}, '{"title":"' .. TOO_LARGE .. '"}', 413},
+  {"leanmcp-get",          1, "GET",   L, {["Authorization"]=LK}, nil, 200},
+  {"leanmcp-if-match-any", 1, "PATCH", L, {["Authorization"]=LK, ["Content-Type"]=J, ["If-Match"]="*"}, '{"title":"Any"}', 200},
 
   {"healthz",              2, "GET",   "/healthz", {}, nil, 200},
   {"unknown-path",         1, "GET",   "/api/nothing", {}, nil, 404},

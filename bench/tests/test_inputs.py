@@ -55,6 +55,9 @@ class ProfilesTest(unittest.TestCase):
         self.assertEqual(values[1], params.Const(params.hash_text("bench-recoup-key")))
         self.assertEqual((values[2], values[3]), (params.PathParam(0), params.PathParam(1)))
         self.assertEqual(values[6], params.Const(params.TITLE))
+        # no If-Match: the engine binds NULL for the versions it would name
+        self.assertEqual(values[9], params.Null())
+        self.assertIsInstance(values[10], params.Const)  # the request id
 
     def test_routes_take_the_path_ids(self):
         for name, api in params.APIS.items():
@@ -72,6 +75,31 @@ class PgbenchScriptTest(unittest.TestCase):
         self.assertEqual(ceiling.param_count(self.SQL), 4)
         with self.assertRaises(ValueError):
             ceiling.pgbench_statement("SELECT ':p1', $1")
+
+    def test_null_literals_typed_as_cast(self):
+        sql = "SELECT $1::bytea WHERE $12::bigint[] IS NULL OR 1 = ANY ($12::bigint[]) AND $1 <> $2::text"
+        self.assertEqual(
+            ceiling.pgbench_statement(sql, nulls=[12]),
+            "SELECT :p1::bytea WHERE NULL::bigint[] IS NULL OR 1 = ANY "
+            "(NULL::bigint[]) AND :p1 <> :p2::text")
+        self.assertEqual(ceiling.cast_of(sql, 1), "bytea")
+        # an occurrence without a cast gets the statement's cast of that parameter
+        self.assertEqual(ceiling.pgbench_statement("SELECT $1 IS NULL, $1::jsonb", nulls=[1]),
+                         "SELECT NULL::jsonb IS NULL, NULL::jsonb")
+        self.assertEqual(ceiling.pgbench_statement("SELECT $1 IS NULL", nulls=[1]),
+                         "SELECT NULL IS NULL")
+        with self.assertRaises(ValueError):
+            ceiling.pgbench_statement("SELECT $1, $1::int, $1::text", nulls=[1])
+
+    def test_nulls_are_literals_not_variables(self):
+        values = {1: params.Const("\\xab"), 2: params.PathParam(0), 3: params.Null()}
+        path = (params.Seq(offset=1000),)
+        sql = "SELECT $1::bytea, $2::text, $3::bigint[]"
+        text = ceiling.script(sql, values, path)
+        self.assertTrue(text.endswith("SELECT :p1::bytea, :p2::text, NULL::bigint[]\n"))
+        args = ceiling.args(values, path, "s.sql", 8, 2, 1000)
+        self.assertFalse([a for a in args if a.startswith("p3=")])
+        self.assertEqual(ceiling.nulls_of(values), [3])
 
     def test_rotating_ids(self):
         values = {1: params.Const("\\xab"), 2: params.PathParam(0), 3: params.PathParam(1),
