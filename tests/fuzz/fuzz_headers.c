@@ -1,7 +1,8 @@
 /* fuzz_headers.c: libFuzzer target for the header parsers: Authorization
  * (credential_bearer), Cookie (credential_cookie), the credential each
- * profile takes (credential_take) and the Content-Type check
- * (engine_is_json_media_type).
+ * profile takes (credential_take), the Content-Type check
+ * (engine_is_json_media_type) and the If-Match / If-None-Match lists
+ * (etag.c).
  *
  * Input: "HEADER\0NAME\0OTHER...": HEADER is the header value, NAME a cookie
  * name (when there is a NUL), OTHER the x-api-key value; the last byte's low
@@ -13,10 +14,14 @@
  * first of that name wins, quotes of a quoted value removed; media types
  * application/json or application/<subtype>+json in any case, parameters
  * allowed); every token returned points inside the header it came from;
- * credential_take() reports the failure its profile's source implies. */
+ * credential_take() reports the failure its profile's source implies; an
+ * entity-tag list is absent when blank and "*" only when that is all of it,
+ * and the versions etag_versions() binds for an update are exactly those
+ * that etag_matches() matches strongly (which match weakly too). */
 #include "api.h"
 #include "credential.h"
 #include "engine.h"
+#include "etag.h"
 #include "request.h"
 
 #define FUZZ_TARGET "fuzz_headers"
@@ -175,6 +180,57 @@ static void check_take(const struct api_profile *api, const struct request *req)
                           inside(token, len, req->cookie)));
 }
 
+/* The versions of a bigint[] literal "{1,2}", into v (room for cap). */
+static size_t parse_versions(const char *s, int64_t *v, size_t cap)
+{
+    size_t n = 0;
+
+    CHECK(s[0] == '{' && s[strlen(s) - 1] == '}');
+    for (const char *p = s + 1; *p != '}';) {
+        char *end;
+        CHECK(*p >= '0' && *p <= '9');
+        long long x = strtoll(p, &end, 10);
+        CHECK(end > p && (*end == ',' || *end == '}'));
+        if (n < cap)
+            v[n++] = x;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return n;
+}
+
+static void check_conditional(const char *h)
+{
+    const char *b = h, *e = h + strlen(h);
+    enum etag_condition c = etag_condition_of(h);
+    struct buf out = {0};
+    int64_t v[64];
+
+    trim(&b, &e);
+    CHECK((c == ETAG_ABSENT) == (b == e));
+    CHECK((c == ETAG_ANY) == (e - b == 1 && *b == '*'));
+    CHECK(etag_condition_of(NULL) == ETAG_ABSENT);
+    CHECK(etag_versions(h, &out) == (c == ETAG_LIST));
+    CHECK(etag_matches(h, 42, false) == (c == ETAG_ANY) || c == ETAG_LIST);
+    if (c != ETAG_LIST) {
+        CHECK(out.len == 0);
+        return;
+    }
+    size_t n = parse_versions(out.data, v, 64);
+    for (size_t i = 0; i < n; i++) {
+        CHECK(etag_matches(h, v[i], false));
+        CHECK(etag_matches(h, v[i], true));
+    }
+    /* A version the list does not bind never matches strongly. */
+    for (int64_t probe = 0; probe < 4; probe++) {
+        bool bound = false;
+        for (size_t i = 0; i < n; i++)
+            bound |= v[i] == probe;
+        if (n < 64 && !bound)
+            CHECK(!etag_matches(h, probe, false));
+    }
+    buf_free(&out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *buf = malloc(size + 2);
@@ -200,6 +256,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_cookie(header, name);
     CHECK(engine_is_json_media_type(header) == ref_json_media_type(header));
     CHECK(!engine_is_json_media_type(NULL));
+    check_conditional(header);
 
     struct request req = {
         .method = "PATCH",

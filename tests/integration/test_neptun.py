@@ -1006,8 +1006,9 @@ def test_documented_python_example(db, base_url, neptun):
 
     assert after["name"] == "Python example name"
     assert after["updated_at"] > before["updated_at"]
-    assert {k: v for k, v in after.items() if k not in ("name", "updated_at")} == \
-           {k: v for k, v in before.items() if k not in ("name", "updated_at")}
+    assert after["version"] > before["version"]  # issue 11: a new version on every update
+    assert {k: v for k, v in after.items() if k not in ("name", "updated_at", "version")} == \
+           {k: v for k, v in before.items() if k not in ("name", "updated_at", "version")}
     # the request model validates what the example sends
     assert UpdateChatRequest(name="Python example name").name == "Python example name"
 
