@@ -6,9 +6,10 @@
 -- FOR OPS, before running this migration: a volatile default (nextval) makes ADD COLUMN
 -- rewrite each chats table once, so that every existing row gets its own number. The
 -- rewrite holds an ACCESS EXCLUSIVE lock on the table for its duration (reads and updates
--- of chats wait), takes time and disk in proportion to the table (about a second per
--- million rows on modest hardware, and room for a second copy of the table and its
--- indexes), and writes as much WAL. Run it in a quiet window.
+-- of chats wait), takes time and disk in proportion to the table (measured: 4 s for a
+-- million Recoup chats, 123 MB with their indexes, on a busy 2-core machine; room for a
+-- second copy of the table and its indexes while it runs), and writes as much WAL. Run
+-- it in a quiet window.
 --
 -- Anything else that updates these tables (other services, ops scripts) must set
 -- version = nextval('<schema>.chat_versions') too when it changes a row, or clients that
