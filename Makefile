@@ -66,7 +66,7 @@ deps-test:
 build/unit/%: tests/unit/%.c $(ASAN_LIB_OBJ) $(HDR) | deps-test build/unit/
 	$(CC) $(WARN) -O1 -g $(SANITIZE) $(CPPFLAGS) $< $(ASAN_LIB_OBJ) -o $@ $(LDLIBS) -lcmocka
 
-test: test-unit test-integration test-fuzz-short test-bench
+test: test-unit test-integration test-pgbouncer test-fuzz-short test-bench
 
 
 test-unit: deps-test $(UNIT_BIN)
@@ -74,6 +74,16 @@ test-unit: deps-test $(UNIT_BIN)
 
 test-integration: deps-test build/asan/chatpatch
 	CHATPATCH_BIN=$(CURDIR)/build/asan/chatpatch $(PYTEST) -q -p no:cacheprovider tests/integration
+
+# The three APIs' suites again, with pgbouncer (transaction mode) between the
+# workers and PostgreSQL (test_pgbouncer.py runs in test-integration).
+PGBOUNCER_SUITES := tests/integration/test_recoup.py tests/integration/test_neptun.py \
+                    tests/integration/test_leanmcp.py
+.PHONY: test-pgbouncer
+test-pgbouncer: deps-test build/asan/chatpatch
+	PGBOUNCER=1 CHATPATCH_BIN=$(CURDIR)/build/asan/chatpatch $(PYTEST) -q -p no:cacheprovider \
+	    $(PGBOUNCER_SUITES)
+
 
 # The local stack (scripts/stack.sh; knobs such as PORT, PGPORT, WORKERS,
 # STACK_DIR come from the environment).

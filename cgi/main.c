@@ -56,7 +56,9 @@ static void usage(FILE *out)
         "                 [--socket-group GROUP] [--max-body BYTES] [--statement-timeout "
         "MS]\n"
         "                 [--log-level error|warn|info|debug]\n"
-        "Database: DATABASE_URL (libpq conninfo or URI), else libpq's PG* variables.\n",
+        "Database: DATABASE_URL (libpq conninfo or URI), else libpq's PG* variables;\n"
+        "DATABASE_STATEMENTS=unnamed behind a pooler in transaction mode (pgbouncer).\n",
+
         out);
 }
 
@@ -289,6 +291,20 @@ static int run_pool(int listen_fd, int workers, const struct serve_config *confi
     return 0;
 }
 
+/* DATABASE_STATEMENTS: "prepared" (the default) or "unnamed" (a pooler in
+ * transaction mode, such as pgbouncer 1.18). */
+static bool unnamed_statements(void)
+{
+    const char *v = getenv("DATABASE_STATEMENTS");
+
+    if (!v || !*v || strcmp(v, "prepared") == 0)
+        return false;
+    if (strcmp(v, "unnamed") == 0)
+        return true;
+    fprintf(stderr, "chatpatch: bad DATABASE_STATEMENTS: %s (prepared or unnamed)\n", v);
+    exit(2);
+}
+
 int main(int argc, char **argv)
 {
     struct options o;
@@ -304,7 +320,8 @@ int main(int argc, char **argv)
     parse_options(argc, argv, &o);
     struct engine_config engine = {.db = {.conninfo = getenv("DATABASE_URL"),
                                           .statement_timeout_ms = o.statement_timeout_ms,
-                                          .connect_timeout_s = 2}};
+                                          .connect_timeout_s = 2,
+                                          .unnamed_statements = unnamed_statements()}};
     struct serve_config serve = {.max_body = o.max_body};
     engine_init(&engine);
 

@@ -8,7 +8,7 @@ set -euo pipefail
 
 declare -A group=(
     [build]="gcc make pkg-config libfcgi-dev libpq-dev"
-    [run]="postgresql-15 postgresql-client-15 nginx curl procps"
+    [run]="postgresql-15 postgresql-client-15 nginx curl procps pgbouncer"
     [test]="libcmocka-dev python3-pytest python3-httpx python3-psycopg python3-pydantic clang libclang-rt-14-dev libjson-c-dev"
     [fuzz]="clang libclang-rt-14-dev libjson-c-dev"
     [memcheck]="valgrind"
