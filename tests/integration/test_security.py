@@ -356,6 +356,29 @@ def test_race_leanmcp_key_revoked_with_the_chat_touched_401(stack, db):
     assert expected["message_count"] == 1 and expected["title"] == "Original title"
 
 
+def test_race_leanmcp_scope_withdrawn_with_the_chat_touched_403(stack, db):
+    w = Lean(db)
+    resp, expected = lean_race(stack, db, w, [
+        (f"UPDATE leanmcp.api_keys SET scopes = '{{other}}' WHERE key_hash = {KEY_HASH}",
+         (w.key,)),
+        ("UPDATE leanmcp.chats SET message_count = 2 WHERE id = %s::uuid", (w.chat,))])
+    assert_refusal(resp, 403, LEAN_FORBIDDEN)
+    assert lean_row(db, w.chat) == expected
+    assert expected["message_count"] == 2 and expected["title"] == "Original title"
+
+
+def test_race_leanmcp_empty_patch_on_a_chat_deleted_meanwhile_404(stack, db):
+    """`{}` changes nothing but still answers the chat: not once it is deleted."""
+    w = Lean(db)
+    resp, expected = patch_behind_lock(
+        stack, db,
+        [("UPDATE leanmcp.chats SET status = 'deleted' WHERE id = %s::uuid", (w.chat,))],
+        lambda c: send(c, w.path(), {}, {"authorization": f"Bearer {w.key}"}),
+        lambda holder: lean_row(holder, w.chat))
+    assert_refusal(resp, 404, LEAN_NOT_FOUND)
+    assert lean_row(db, w.chat) == expected and expected["status"] == "deleted"
+
+
 def test_race_leanmcp_harmless_change_meanwhile_is_kept_and_the_patch_lands(stack, db):
     """The control: a change that leaves the PATCH allowed (a message
     counted) makes it run again on the new row, which it then updates; both
@@ -395,6 +418,18 @@ def test_race_recoup_chat_moved_to_another_session_404(stack, db):
     assert_refusal(resp, 404, recoup_error("Chat not found"), cors=True)
     assert recoup_chat_row(db, w.chat_id) == expected
     assert expected["session_id"] == w.session2_id and expected["title"] == "New chat"
+
+
+def test_race_recoup_session_deleted_meanwhile_404_session_not_found(stack, db):
+    """The session deleted, its chats with it (on delete cascade): the first
+    failing check is now the session's."""
+    w = make_recoup_world(db)
+    resp, expected = recoup_race(stack, db, w, [
+        ("DELETE FROM recoup.sessions WHERE id = %s", (w.session_id,))])
+    assert_refusal(resp, 404, recoup_error("Session not found"), cors=True)
+    assert expected is None and recoup_chat_row(db, w.chat_id) is None
+    assert fetch_one(db, "SELECT 1 AS x FROM recoup.sessions WHERE id = %s",
+                     (w.session_id,)) is None
 
 
 def test_race_recoup_key_revoked_with_the_chat_touched_401(stack, db):
