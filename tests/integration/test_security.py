@@ -44,6 +44,7 @@ from conftest import (
     assert_json_response,
     fetch_one,
     make_recoup_world,
+    run_cgi,
 )
 from fcgi_client import ACCESS_RE, fcgi_http
 from helpers import (
@@ -843,6 +844,38 @@ def test_header_value_padded_with_spaces_and_tabs_over_fastcgi(stack, db, case):
     assert_updated_now(db, before, row)
 
 
+# Two credential headers of which one is only spaces and tabs: that one is
+# empty, and an empty header counts as absent, so the other one is used.
+BLANK_SECOND_HEADER = {
+    "blank-x-api-key": {"x-api-key": " \t ", "authorization": "Bearer {key}"},
+    "blank-authorization": {"x-api-key": "{key}", "authorization": "\t "},
+}
+
+
+@pytest.mark.parametrize("case", BLANK_SECOND_HEADER)
+def test_header_of_only_spaces_and_tabs_counts_as_absent(stack, db, case):
+    w = make_recoup_world(db)
+    before = recoup_chat_row(db, w.chat_id)
+    headers = {k: v.format(key=w.key) for k, v in BLANK_SECOND_HEADER[case].items()}
+    resp = fcgi_http(stack_socket(stack), "PATCH", w.path, b'{"title":"one credential"}',
+                     headers)
+    row = recoup_chat_row(db, w.chat_id)
+    assert_fcgi_json(resp, 200, recoup_body(json.loads(resp.body), row))
+    assert row["title"] == "one credential"
+    assert_updated_now(db, before, row)
+
+
+def test_only_spaces_and_tabs_are_removed_from_a_header(stack, db):
+    """HTTP's white space, not JavaScript's trim set: a key followed by
+    U+00A0 is another key (401), as in Node.js."""
+    w = make_recoup_world(db)
+    before = w.snapshot(db)
+    resp = fcgi_http(stack_socket(stack), "PATCH", w.path, b'{"title":"x"}',
+                     {"x-api-key": w.key + "\u00a0"})
+    assert_fcgi_json(resp, 401, recoup_error("Unauthorized"))
+    assert w.snapshot(db) == before
+
+
 def recoup_fcgi(stack, db, request_id=None, extra_params=None, headers=None):
     """A Recoup PATCH over FastCGI; returns (response, the world, title)."""
     w = make_recoup_world(db)
@@ -933,6 +966,20 @@ def test_client_x_request_id_is_never_used(stack, db):
     assert made != "client-chosen-id"
     access_line_of(stack, made, start)
     assert "client-chosen-id" not in worker_log(stack).read_bytes()[start:].decode(errors="replace")
+
+
+def test_cgi_client_x_request_id_is_never_used(stack, db):
+    """Under a CGI host, which passes no REQUEST_ID: the worker's own id,
+    never the client's X-Request-Id."""
+    w = make_recoup_world(db)
+    status, headers, body = run_cgi(stack, "PATCH", w.path,
+                                    {"x-api-key": w.key, "x-request-id": "client-chosen-id"},
+                                    b'{"title":"via CGI"}')
+    row = recoup_chat_row(db, w.chat_id)
+    assert status == 200, body
+    assert json.loads(body) == recoup_body(json.loads(body), row)
+    assert row["title"] == "via CGI"
+    assert REQUEST_ID_RE.match(headers.get("x-request-id", "")), headers
 
 
 def escaped_method(method, limit=32):
