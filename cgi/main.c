@@ -63,7 +63,8 @@ static void usage(FILE *out)
         "                             with --socket-mode 0660)\n"
         "      --max-body=BYTES       answer 413 to larger bodies (default 65536; keep\n"
         "                             nginx's client_max_body_size equal)\n"
-        "      --statement-timeout=MS PostgreSQL statement_timeout (default 5000); the\n"
+        "      --statement-timeout=MS\n"
+        "                             PostgreSQL statement_timeout (default 5000); the\n"
         "                             worker answers 503 one second after it\n"
         "      --log-level=LEVEL      error, warn, info (default: one access line per\n"
         "                             request) or debug\n"
@@ -75,9 +76,8 @@ static void usage(FILE *out)
         "\n"
         "Database: DATABASE_URL (a libpq conninfo or URI), else libpq's PG* variables.\n"
         "\n"
-        "Signals to the pool: SIGHUP reloads (re-executes the binary, new workers take\n"
-        "over the socket, nothing is dropped); SIGTERM stops after every connection\n"
-        "queued on the socket is answered; SIGUSR1 reopens the log file.\n",
+        "Signals: SIGHUP reloads the pool, SIGTERM stops it once the queue is answered,\n"
+        "SIGUSR1 reopens the log file (see chatpatch(8)).\n",
         out);
 }
 
