@@ -6,14 +6,15 @@
  * MAINPID stay right, and keeps the listening socket, so nothing queued on
  * it is lost:
  *
- *   SIGHUP   the parent re-executes its own binary by path (a new build
- *            takes effect) with the listening socket's fd and the pids of
- *            the running workers in the environment. The new image forks
- *            a new generation; each new worker reports on a pipe once it
- *            watches the socket. When all have, the old workers get
- *            SIGUSR2: they stop accepting, answer what they accepted and
- *            exit. At every moment some worker accepts. When the binary
- *            cannot be executed, the running generation goes on.
+ *   SIGHUP   (or SIGUSR2, as PHP-FPM) the parent re-executes its own
+ *            binary by path (a new build takes effect) with the listening
+ *            socket's fd and the pids of the running workers in the
+ *            environment. The new image forks a new generation; each new
+ *            worker reports on a pipe once it watches the socket. When all
+ *            have, the old workers get SIGUSR2: they stop accepting, answer
+ *            what they accepted and exit. At every moment some worker
+ *            accepts. When the binary cannot be executed, the running
+ *            generation goes on.
  *   SIGTERM  the parent removes the unix socket path it created (nothing
  *            new can queue), then SIGTERMs the workers, which drain the
  *            backlog (serve.c); SIGKILL only after STOP_GRACE_S.
@@ -52,7 +53,7 @@ static volatile sig_atomic_t stop_requested, reload_requested, reopen_requested;
 
 static void on_signal(int sig)
 {
-    if (sig == SIGHUP)
+    if (sig == SIGHUP || sig == SIGUSR2)
         reload_requested = 1;
     else if (sig == SIGUSR1)
         reopen_requested = 1;
@@ -61,7 +62,7 @@ static void on_signal(int sig)
     /* SIGCHLD only ends the wait. */
 }
 
-static const int pool_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD};
+static const int pool_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD};
 #define N_SIGNALS (sizeof pool_signals / sizeof *pool_signals)
 
 /* ppoll delivers the signals it lets in only when it has to wait (see

@@ -185,8 +185,11 @@ def test_sigterm_answers_every_queued_connection(spawn, short_dir, stack, db, re
 # ---- SIGHUP: a new generation -------------------------------------------------------------
 
 
-def test_sighup_new_generation_same_pid(spawn, stack, short_dir, tmp_path, db, recoup_world):
-    """The binary at the path is replaced, then SIGHUP: the parent keeps its
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGUSR2], ids=["HUP", "USR2"])
+def test_sighup_new_generation_same_pid(spawn, stack, short_dir, tmp_path, db, recoup_world,
+                                        sig):
+    """The binary at the path is replaced, then SIGHUP (or SIGUSR2, PHP-FPM's
+    reload signal): the parent keeps its
     pid and runs the new file, as do two new workers; the old workers are
     gone; requests are answered throughout, on the same socket."""
     binary = tmp_path / "chatpatch"
@@ -203,7 +206,7 @@ def test_sighup_new_generation_same_pid(spawn, stack, short_dir, tmp_path, db, r
     os.replace(fresh, binary)  # as an install does: a new file at the path
     new_ino = os.stat(binary).st_ino
     assert new_ino != first
-    os.kill(w.pid, signal.SIGHUP)
+    os.kill(w.pid, sig)
     new = wait_until(lambda: (lambda k: k if len(k) == 2 and not k & old else None)(
         child_pids(w.pid)), START_TIMEOUT_S)
     assert new, f"no new generation: children {child_pids(w.pid)}, old {old}\n{w.describe()}"
