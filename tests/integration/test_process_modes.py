@@ -55,7 +55,7 @@ REQUEST_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 5.0  # "exits within a few seconds" after SIGTERM
 KILL_TIMEOUT_S = 20.0
 
-USAGE_START = "usage: chatpatch"
+USAGE_START = "Usage: chatpatch"  # GNU
 OPTIONS_IN_USAGE = ["--listen", "--workers", "--socket-mode", "--max-body", "--statement-timeout",
                     "--log-level"]
 
@@ -228,17 +228,19 @@ def short_dir():
 
 @pytest.fixture
 def spawn(stack, tmp_path):
-    """spawn(args, stdin=..., address=..., env=...) starts CHATPATCH_BIN in its
+    """spawn(args, stdin=..., address=..., env=..., binary=...) starts
+    CHATPATCH_BIN (or binary) in its
     own session with stderr to a file; everything started is stopped at the
     end (SIGTERM, then SIGKILL to its process group) and its stderr checked
     for sanitizer reports."""
     started = []
 
-    def start(args, stdin=subprocess.DEVNULL, address=None, env=None, umask=-1, keep=()):
+    def start(args, stdin=subprocess.DEVNULL, address=None, env=None, umask=-1, keep=(),
+              binary=None):
         log_path = tmp_path / f"worker-{len(started)}.stderr"
         with open(log_path, "wb") as err:
             proc = subprocess.Popen(
-                [chatpatch_bin(stack), *args],
+                [str(binary or chatpatch_bin(stack)), *args],
                 stdin=stdin,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
