@@ -10,8 +10,9 @@
  * connection (EPOLLEXCLUSIVE). libfcgi still reads and writes the records:
  * the worker accepts the connection itself and hands libfcgi its fd.
  *
- * Signals are blocked except while the worker waits for work, so none cuts
- * a response in half. Two ways to stop:
+ * Signals stay blocked and arrive as events of the same epoll set (a
+ * signalfd), so none cuts a response in half and a busy worker still sees
+ * them at its next turn. Two ways to stop:
  *   SIGTERM, SIGINT  drain: go on accepting until the listening socket's
  *                    backlog is empty, answer everything accepted, exit.
  *                    The pool removes a unix socket's path first, so the
@@ -35,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -63,18 +65,22 @@ static void on_signal(int sig)
         drain_requested = 1;
 }
 
-/* epoll_pwait lets the signals in only when it has to wait: when events
- * are ready at once, Linux restores the mask without delivering what is
- * pending. A worker that is never idle (steady load) would not see a
- * signal for as long as that lasts, so each turn takes them itself. */
-static void take_pending(const sigset_t *handled)
-{
-    static const struct timespec now = {0, 0};
-    int sig;
+static int signal_fd = -1;
 
-    while ((sig = sigtimedwait(handled, NULL, &now)) > 0)
-        on_signal(sig);
+/* The signals that arrived, read from the signalfd when epoll says so. */
+static void take_signals(int sfd)
+{
+    struct signalfd_siginfo info;
+
+    while (read(sfd, &info, sizeof info) == (ssize_t)sizeof info)
+        on_signal((int)info.ssi_signo);
 }
+
+/* The epoll event pointers of the listening socket and of the signalfd;
+ * every other event is a connection's. */
+static char listener_mark, signals_mark;
+#define LISTENER (&listener_mark)
+#define SIGNALS  (&signals_mark)
 
 /* Handles one request and returns the whole CGI response (malloc-ed, *len
  * bytes); logs the access line. */
@@ -245,11 +251,13 @@ static bool serve_events(int ep, int listen_fd, const struct epoll_event *events
     bool listener_ready = false, served = false;
 
     for (int i = 0; i < n; i++) {
-        struct conn *c = events[i].data.ptr;
-        if (c)
-            serve_one(c, config), served = true; /* a closed one left the set */
-        else
+        void *ptr = events[i].data.ptr;
+        if (ptr == LISTENER)
             listener_ready = true;
+        else if (ptr == SIGNALS)
+            take_signals(signal_fd);
+        else
+            serve_one(ptr, config), served = true; /* a closed one left the set */
     }
     if (listener_ready && (!served || listener_waited || take_new) &&
         accept_new(ep, listen_fd) == FAILING)
@@ -290,32 +298,26 @@ static void say_ready(int ready_fd)
 
 int serve_fastcgi(int listen_fd, const struct serve_config *config)
 {
-    struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART */
     sigset_t handled, previous;
     struct epoll_event events[MAX_EVENTS];
     int status = 0;
     static const int signals[] = {SIGTERM, SIGINT, SIGUSR1, SIGUSR2};
 
-    /* Blocked first: a signal that comes before the handlers waits for
-     * them. */
+    /* Blocked for good: they arrive through the signalfd. */
     sigemptyset(&handled);
     for (size_t i = 0; i < sizeof signals / sizeof *signals; i++)
         sigaddset(&handled, signals[i]);
     sigprocmask(SIG_BLOCK, &handled, &previous);
-    sigemptyset(&sa.sa_mask);
-    for (size_t i = 0; i < sizeof signals / sizeof *signals; i++)
-        sigaction(signals[i], &sa, NULL);
-    signal(SIGHUP, SIG_IGN);     /* the pool reloads; a worker goes on */
-    signal(SIGPIPE, SIG_IGN);    /* a client that went away must not kill us */
-    sigset_t waiting = previous; /* what epoll_pwait lets in */
-    for (size_t i = 0; i < sizeof signals / sizeof *signals; i++)
-        sigdelset(&waiting, signals[i]);
+    signal(SIGHUP, SIG_IGN);  /* the pool reloads; a worker goes on */
+    signal(SIGPIPE, SIG_IGN); /* a client that went away must not kill us */
 
     int ep = epoll_create1(EPOLL_CLOEXEC);
+    int sfd = signal_fd = signalfd(-1, &handled, SFD_NONBLOCK | SFD_CLOEXEC);
     int flags = fcntl(listen_fd, F_GETFL);
-    if (FCGX_Init() != 0 || ep < 0 || flags < 0 ||
+    if (FCGX_Init() != 0 || ep < 0 || sfd < 0 || flags < 0 ||
         fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
-        !watch(ep, listen_fd, EPOLLIN | EPOLLEXCLUSIVE, NULL)) {
+        !watch(ep, sfd, EPOLLIN, SIGNALS) ||
+        !watch(ep, listen_fd, EPOLLIN | EPOLLEXCLUSIVE, LISTENER)) {
         log_error("cannot set up the worker's event loop: %s", strerror(errno));
         return 1;
     }
@@ -325,7 +327,6 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
     long stop_until = 0;
     log_hold(true);
     for (;;) {
-        take_pending(&handled);
         if (reopen_requested) {
             reopen_requested = 0;
             log_reopen();
@@ -366,7 +367,7 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
                 timeout = left_us / 1000 < STOP_TICK_MS ? (int)(left_us / 1000) + 1
                                                         : STOP_TICK_MS;
         }
-        int n = epoll_pwait(ep, events, MAX_EVENTS, timeout, &waiting);
+        int n = epoll_wait(ep, events, MAX_EVENTS, timeout);
         if (n < 0 && errno != EINTR) {
             log_error("epoll_wait: %s", strerror(errno));
             status = 1;
@@ -389,6 +390,7 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
     log_info("worker %s", retire_requested ? "retired" : "stopped");
     log_hold(false);
     close(ep);
+    close(sfd);
 
     sigprocmask(SIG_SETMASK, &previous, NULL);
     return status;
