@@ -17,6 +17,7 @@
 #include "log.h"
 #include "pool.h"
 #include "serve.h"
+#include "stats.h"
 #include "version.h"
 
 #include <errno.h>
@@ -231,8 +232,11 @@ int main(int argc, char **argv)
      * manager restarts it. */
     bool own_pool = o.workers_given || listener.origin == LISTENER_CREATED ||
                     listener.origin == LISTENER_REEXEC;
-    if (!own_pool)
+    stats_open();
+    if (!own_pool) {
+        stats_set_workers(1);
         return serve_fastcgi(listener.fd, &serve);
+    }
     struct pool_config pool = {
         .listener = &listener, .workers = o.workers, .serve = serve, .argv = argv};
     return pool_run(&pool);

@@ -23,6 +23,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -186,6 +187,7 @@ static bool reap(void)
         if (!forget(pid) || stop_requested)
             continue;
         lost = true;
+        stats_worker_restarted();
         log_warn("pool: worker %d ended (%s %d); starting another", (int)pid,
                  WIFSIGNALED(status) ? "signal" : "status",
                  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
@@ -383,6 +385,7 @@ int pool_run(const struct pool_config *config)
             }
         }
         retire_old_when_ready();
+        stats_set_workers(alive_count());
 
         struct pollfd p = {.fd = pool.ready_pipe[0], .events = POLLIN};
         struct timespec ts = {timeout / 1000, (timeout % 1000) * 1000000L};

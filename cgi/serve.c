@@ -26,6 +26,7 @@
 #include "clock.h"
 #include "engine.h"
 #include "log.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <fcgiapp.h>
@@ -92,8 +93,10 @@ static char *answer(const struct request *req, long start_us, size_t *len)
 
     engine_handle(req, &res, &outcome);
     out = response_format(&res, req->request_id, len);
-    log_access(req->request_id, req->method, outcome.route, res.status,
-               clock_now_us() - start_us, outcome.db_us);
+    long total_us = clock_now_us() - start_us;
+    log_access(req->request_id, req->method, outcome.route, res.status, total_us,
+               outcome.db_us);
+    stats_request_end(outcome.route, req->method, res.status, total_us, outcome.db_us);
     response_free(&res);
     return out;
 }
@@ -218,6 +221,7 @@ static bool serve_one(struct conn *c, const struct serve_config *config)
     long start = clock_now_us();
     struct request req;
     size_t len;
+    stats_request_begin();
     if (stopping)
         c->req.keepConnection = 0; /* answered, then closed: the worker can end */
     request_read(&req, c->req.envp, read_fcgx, c->req.in, false, config->max_body);
@@ -321,6 +325,7 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
         log_error("cannot set up the worker's event loop: %s", strerror(errno));
         return 1;
     }
+    stats_set_listener(listen_fd);
     say_ready(config->ready_fd);
 
     bool listening = true;

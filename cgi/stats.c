@@ -15,6 +15,8 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -69,8 +71,27 @@ static struct block *stats;
 #define ADD(field, n) __atomic_add_fetch(&(field), (n), __ATOMIC_RELAXED)
 #define GET(field)    __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
-int stats_open(int fd)
+/* The fd named by STATS_ENV_FD, if it is a block of ours: an unrelated fd
+ * of that number must never be mapped and written. */
+static int inherited_fd(void)
 {
+    const char *v = getenv(STATS_ENV_FD);
+    char path[64], target[128];
+
+    if (!v || !*v)
+        return -1;
+    int fd = atoi(v);
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    if (n <= 0)
+        return -1;
+    target[n] = '\0';
+    return strncmp(target, "/memfd:chatpatch-stats", 22) == 0 ? fd : -1;
+}
+
+void stats_open(void)
+{
+    int fd = inherited_fd();
     bool fresh = fd < 0;
 
     if (fresh && (fd = memfd_create("chatpatch-stats", 0)) >= 0 &&
@@ -80,15 +101,18 @@ int stats_open(int fd)
     }
     if (fd < 0) {
         log_warn("stats: no shared memory for the pool's figures: %s", strerror(errno));
-        return -1;
+        return;
     }
     void *mem = mmap(NULL, sizeof *stats, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (mem == MAP_FAILED) {
         log_warn("stats: cannot map the pool's figures: %s", strerror(errno));
         close(fd);
-        return -1;
+        return;
     }
     stats = mem;
+    char text[16];
+    snprintf(text, sizeof text, "%d", fd);
+    setenv(STATS_ENV_FD, text, 1);
     if (fresh || stats->magic != STATS_MAGIC) {
         pthread_mutexattr_t attr;
         memset(stats, 0, sizeof *stats);
@@ -100,7 +124,6 @@ int stats_open(int fd)
         stats->slow_us = 1000000;
         stats->magic = STATS_MAGIC;
     }
-    return fd;
 }
 
 void stats_set_slow_us(long us)
@@ -109,19 +132,28 @@ void stats_set_slow_us(long us)
         __atomic_store_n(&stats->slow_us, (int64_t)us, __ATOMIC_RELAXED);
 }
 
-void stats_worker_started(bool restart)
+void stats_set_workers(int n)
 {
-    if (!stats)
-        return;
-    ADD(stats->workers, 1);
-    if (restart)
+    if (stats)
+        __atomic_store_n(&stats->workers, (uint64_t)n, __ATOMIC_RELAXED);
+}
+
+void stats_worker_restarted(void)
+{
+    if (stats)
         ADD(stats->restarted, 1);
 }
 
-void stats_worker_stopped(void)
+static int listener_fd = -1;
+
+void stats_set_listener(int fd)
 {
-    if (stats)
-        ADD(stats->workers, (uint64_t)-1);
+    listener_fd = fd;
+}
+
+long stats_listener_queue(void)
+{
+    return listener_fd < 0 ? -1 : stats_listen_queue(listener_fd);
 }
 
 void stats_request_begin(void)

@@ -16,14 +16,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Creates the block (a memfd, so that it can outlive an exec), or attaches
- * to the one whose fd is fd (>= 0). Returns its fd, or -1 (no figures are
- * kept then: /status answers with zeros). Call before forking workers. */
-int stats_open(int fd);
+/* What a pool re-executing itself passes its new image: the block's fd. */
+#define STATS_ENV_FD "CHATPATCH_STATS_FD"
 
-/* The pool's own events. */
-void stats_worker_started(bool restart);
-void stats_worker_stopped(void);
+/* Attaches to the block a reloading pool passed (STATS_ENV_FD), or creates
+ * one (a memfd, so that it can outlive an exec) and names it in the
+ * environment for a later reload. Without one, no figures are kept and
+ * /status answers zeros. Call before forking workers. */
+void stats_open(void);
+
+/* The pool's own events: how many workers run, and one replaced. */
+void stats_set_workers(int n);
+void stats_worker_restarted(void);
+
+/* The listening socket whose backlog /status reports. */
+void stats_set_listener(int fd);
+long stats_listener_queue(void);
 
 /* A request accepted and in flight, then answered. route is the profile's
  * name, "health", "status" or "unknown"; method is the client's. */

@@ -46,14 +46,15 @@ static void assert_contains(const char *text, const char *part)
 static int setup(void **state)
 {
     (void)state;
-    return stats_open(-1) < 0;
+    unsetenv(STATS_ENV_FD);
+    stats_open();
+    return getenv(STATS_ENV_FD) == NULL;
 }
 
 static void test_counts_per_route_method_status(void **state)
 {
     (void)state;
-    stats_worker_started(false);
-    stats_worker_started(false);
+    stats_set_workers(2);
     for (int i = 0; i < 3; i++) {
         stats_request_begin();
         stats_request_end("recoup", "PATCH", 200, 1500, 900);
