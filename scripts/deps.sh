@@ -9,7 +9,7 @@ set -euo pipefail
 declare -A group=(
     [build]="gcc make pkg-config libfcgi-dev libpq-dev"
     [run]="postgresql-15 postgresql-client-15 nginx curl procps pgbouncer"
-    [test]="libcmocka-dev python3-pytest python3-httpx python3-psycopg python3-pydantic clang libclang-rt-14-dev libjson-c-dev"
+    [test]="libcmocka-dev python3-pytest python3-httpx python3-psycopg python3-pydantic clang libclang-rt-14-dev libjson-c-dev iproute2"
     [fuzz]="clang libclang-rt-14-dev libjson-c-dev"
     [memcheck]="valgrind"
     [bench]="wrk postgresql-15 procps gnuplot-nox nodejs:node npm:npm"
