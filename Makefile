@@ -80,7 +80,7 @@ test-integration: deps-test build/asan/chatpatch
 # The three APIs' suites again, with pgbouncer (transaction mode) between the
 # workers and PostgreSQL (test_pgbouncer.py runs in test-integration).
 PGBOUNCER_SUITES := tests/integration/test_recoup.py tests/integration/test_neptun.py \
-                    tests/integration/test_leanmcp.py
+                    tests/integration/test_leanmcp.py tests/integration/test_security.py
 .PHONY: test-pgbouncer
 test-pgbouncer: deps-test build/asan/chatpatch
 	PGBOUNCER=1 CHATPATCH_BIN=$(CURDIR)/build/asan/chatpatch $(PYTEST) -q -p no:cacheprovider \

@@ -57,9 +57,10 @@ static bool isolation_ok(void)
     bool ok = strcmp(level, "repeatable read") == 0 || strcmp(level, "serializable") == 0;
 
     if (!ok)
-        log_error("db: default_transaction_isolation is '%s' here, not 'repeatable read': "
-                  "run sql/grants.sql for the workers' role (DATABASE_STATEMENTS=unnamed)",
-                  level);
+        log_error(
+            "db: default_transaction_isolation is '%s' here, not 'repeatable read': "
+            "run sql/grants.sql for the workers' role (DATABASE_STATEMENTS=unnamed)",
+            level);
     PQclear(r);
     return ok;
 }

@@ -26,7 +26,6 @@ struct db_config {
     bool unnamed_statements;
 };
 
-
 /* Remembers the configuration and the statements to prepare on every new
  * connection. Nothing connects until the first db_exec(). */
 void db_init(const struct db_config *config, const struct db_statement *statements,
