@@ -72,8 +72,10 @@ test: test-unit test-integration test-pgbouncer test-fuzz-short test-bench
 test-unit: deps-test $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
+# -rs prints why a test was skipped (test_worker_hosts.py where network
+# namespaces cannot be made).
 test-integration: deps-test build/asan/chatpatch
-	CHATPATCH_BIN=$(CURDIR)/build/asan/chatpatch $(PYTEST) -q -p no:cacheprovider tests/integration
+	CHATPATCH_BIN=$(CURDIR)/build/asan/chatpatch $(PYTEST) -q -rs -p no:cacheprovider tests/integration
 
 # The three APIs' suites again, with pgbouncer (transaction mode) between the
 # workers and PostgreSQL (test_pgbouncer.py runs in test-integration).

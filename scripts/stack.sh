@@ -23,6 +23,11 @@
 #                                  statements); stack.env still names
 #                                  PostgreSQL itself
 #   PGBOUNCER_PORT PGPORT + 1      pgbouncer's port (unix socket only)
+#   WORKERS_DATABASE_URL ""        the workers' DATABASE_URL instead of the
+#                                  stack's own PostgreSQL (or pgbouncer),
+#                                  e.g. a primary and a standby with
+#                                  target_session_attrs=read-write (README,
+#                                  "A primary and a standby")
 # nginx's connections and per-client limits (README, "Connections, limits
 # and timeouts"); the defaults are the advice for production. A benchmark
 # or a test that sends from one address as many clients would sets them
@@ -283,9 +288,12 @@ stop_pgbouncer() {
     ! alive "$pid" || kill -KILL "$pid" 2>/dev/null || true
 }
 
-# The workers' database: PostgreSQL itself, or pgbouncer in front of it.
+# The workers' database: WORKERS_DATABASE_URL when set, else PostgreSQL
+# itself, or pgbouncer in front of it.
 workers_database_url() {
-    if [ "$PGBOUNCER" = 1 ]; then
+    if [ -n "${WORKERS_DATABASE_URL:-}" ]; then
+        echo "$WORKERS_DATABASE_URL"
+    elif [ "$PGBOUNCER" = 1 ]; then
         database_url "$WORKER_ROLE" "$PGBOUNCER_PORT"
     else
         database_url "$WORKER_ROLE"
