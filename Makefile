@@ -66,14 +66,26 @@ deps-test:
 build/unit/%: tests/unit/%.c $(ASAN_LIB_OBJ) $(HDR) | deps-test build/unit/
 	$(CC) $(WARN) -O1 -g $(SANITIZE) $(CPPFLAGS) $< $(ASAN_LIB_OBJ) -o $@ $(LDLIBS) -lcmocka
 
-test: test-unit test-integration test-fuzz-short test-bench
+test: test-unit test-integration test-pgbouncer test-fuzz-short test-bench
 
 
 test-unit: deps-test $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
+# -rs prints why a test was skipped (test_worker_hosts.py where network
+# namespaces cannot be made).
 test-integration: deps-test build/asan/chatpatch
-	CHATPATCH_BIN=$(CURDIR)/build/asan/chatpatch $(PYTEST) -q -p no:cacheprovider tests/integration
+	CHATPATCH_BIN=$(CURDIR)/build/asan/chatpatch $(PYTEST) -q -rs -p no:cacheprovider tests/integration
+
+# The three APIs' suites again, with pgbouncer (transaction mode) between the
+# workers and PostgreSQL (test_pgbouncer.py runs in test-integration).
+PGBOUNCER_SUITES := tests/integration/test_recoup.py tests/integration/test_neptun.py \
+                    tests/integration/test_leanmcp.py tests/integration/test_security.py
+.PHONY: test-pgbouncer
+test-pgbouncer: deps-test build/asan/chatpatch
+	PGBOUNCER=1 CHATPATCH_BIN=$(CURDIR)/build/asan/chatpatch $(PYTEST) -q -p no:cacheprovider \
+	    $(PGBOUNCER_SUITES)
+
 
 # The local stack (scripts/stack.sh; knobs such as PORT, PGPORT, WORKERS,
 # STACK_DIR come from the environment).

@@ -44,6 +44,23 @@ INSERT INTO leanmcp.chats (id, user_id, title, status)
            'New chat', 'active'
       FROM generate_series(1, :n) i;
 
+-- Other callers, so that the credential tables have the size of a real
+-- service's (one account, user or key per 100 chats) and the plans are
+-- the ones it gets: index scans (var/bench/explain.txt).
+INSERT INTO recoup.accounts (id) SELECT 'acct_other_' || i FROM generate_series(1, :n / 100) i;
+INSERT INTO recoup.api_keys (account_id, key_hash)
+    SELECT 'acct_other_' || i, sha256(convert_to('other-recoup-key-' || i, 'UTF8'))
+      FROM generate_series(1, :n / 100) i;
+INSERT INTO neptun.users (id) SELECT 2000000 + i FROM generate_series(1, :n / 100) i;
+INSERT INTO neptun.sessions (token_hash, user_id, expires_at)
+    SELECT sha256(convert_to('other-neptun-session-' || i, 'UTF8')), 2000000 + i,
+           now() + interval '10 years'
+      FROM generate_series(1, :n / 100) i;
+INSERT INTO leanmcp.users (id) SELECT 'user_other_' || i FROM generate_series(1, :n / 100) i;
+INSERT INTO leanmcp.api_keys (user_id, key_hash, scopes)
+    SELECT 'user_other_' || i, sha256(convert_to('other-leanmcp-key-' || i, 'UTF8')), '{chat}'
+      FROM generate_series(1, :n / 100) i;
+
 COMMIT;
 
 -- Fresh statistics, so that every target starts from the same plans, and

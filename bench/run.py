@@ -26,6 +26,7 @@ import sys
 import time
 
 import ceiling
+import explain
 import hostile
 import params
 import peercheck
@@ -117,6 +118,25 @@ def psql(cfg, sql, *args):
     if sql is not None:
         cmd += ["-c", sql]
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def psql_script(cfg, script):
+    """A psql script on stdin as the stack's superuser; its output."""
+    cmd = [os.path.join(cfg.pgbin, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA", "-f", "-"]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, input=script).stdout
+
+
+def explain_all(cfg, facts):
+    """Each statement's plan, written to explain.txt; the plans by API."""
+    plans = {}
+    for name, f in facts.items():
+        ids = [seq.text(1) for seq in params.APIS[name].path]
+        plans[name] = explain.explain(lambda s: psql_script(cfg, s), name, f["sql"],
+                                      f["values"], ids)
+    write(os.path.join(cfg.out, "explain.txt"),
+          "".join(f"== {name} (generic plan, {cfg.chats:,} chats)\n{plan}\n"
+                  for name, plan in plans.items()))
+    return plans
 
 
 def pg_children(cfg):
@@ -360,6 +380,7 @@ def main():
     load_s = load_data(cfg)
     log(f"  loaded in {load_s:.1f} s")
     files = prepare_files(cfg, facts)
+    plans = explain_all(cfg, facts)
     check_ceiling(cfg, facts, files)
     peer_apis = [n for n in cfg.apis if params.APIS[n].peer]
     if peer_apis:
@@ -418,6 +439,8 @@ def main():
     with open(results, "w") as f:
         json.dump({"meta": meta, "runs": runs}, f, indent=1)
     text, failed = report.render(meta, runs)
+    text += "\nPlans (var/bench/explain.txt):\n" + "\n".join(explain.report(plans)) + "\n"
+
     write(os.path.join(cfg.out, "result.txt"), text)
     print(text, end="")
     try:

@@ -47,6 +47,24 @@ static bool prepare_all(void)
     return true;
 }
 
+/* Through a pooler the statements run at the role's isolation level: it
+ * must be REPEATABLE READ (or SERIALIZABLE), or a request could write
+ * through a concurrent change (README, How it works). */
+static bool isolation_ok(void)
+{
+    PGresult *r = PQexec(conn, "SHOW default_transaction_isolation");
+    const char *level = PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "";
+    bool ok = strcmp(level, "repeatable read") == 0 || strcmp(level, "serializable") == 0;
+
+    if (!ok)
+        log_error(
+            "db: default_transaction_isolation is '%s' here, not 'repeatable read': "
+            "run sql/grants.sql for the workers' role (DATABASE_STATEMENTS=unnamed)",
+            level);
+    PQclear(r);
+    return ok;
+}
+
 static bool connect_db(void)
 {
     char timeout[32], options[128];
@@ -58,17 +76,20 @@ static bool connect_db(void)
     snprintf(options, sizeof options,
              "-c statement_timeout=%d -c default_transaction_isolation=repeatable\\ read",
              config.statement_timeout_ms);
+    if (config.unnamed_statements)
+        keys[3] = NULL; /* a pooler refuses startup options */
     conn = PQconnectdbParams(keys, values, 1);
     if (PQstatus(conn) != CONNECTION_OK) {
         log_warn("db: cannot connect: %s", PQerrorMessage(conn));
         db_close();
         return false;
     }
-    if (!prepare_all()) {
+    if (config.unnamed_statements ? !isolation_ok() : !prepare_all()) {
         db_close();
         return false;
     }
-    log_info("db: connected, %zu statements prepared", statement_count);
+    log_info("db: connected, %zu statements %s", statement_count,
+             config.unnamed_statements ? "sent unnamed" : "prepared");
     return true;
 }
 
@@ -94,9 +115,15 @@ static PGresult *exec_bounded(size_t index, const char *const *values, long dead
 {
     PGresult *last = NULL, *r;
 
-    if (!PQsendQueryPrepared(conn, statements[index].name, statements[index].nparams,
-                             values, NULL, NULL, statements[index].result_format))
+    const struct db_statement *s = &statements[index];
+    int sent = config.unnamed_statements
+                   ? PQsendQueryParams(conn, s->sql, s->nparams, NULL, values, NULL, NULL,
+                                       s->result_format)
+                   : PQsendQueryPrepared(conn, s->name, s->nparams, values, NULL, NULL,
+                                         s->result_format);
+    if (!sent)
         return NULL;
+
     for (;;) {
         int flushed;
         while ((flushed = PQflush(conn)) == 1)

@@ -17,6 +17,13 @@ struct db_config {
     const char *conninfo;     /* DATABASE_URL; NULL: libpq's PG* variables */
     int statement_timeout_ms; /* server side; the client waits 1 s longer */
     int connect_timeout_s;
+    /* Unnamed statements, parsed with every execution, for a pooler that
+     * does not carry prepared statements from one server connection to the
+     * next (pgbouncer 1.18 in transaction mode). Such a pooler also refuses
+     * the connection's startup options, so the isolation level and the
+     * statement timeout then come from the role (sql/grants.sql), and the
+     * worker checks the isolation level before it serves. */
+    bool unnamed_statements;
 };
 
 /* Remembers the configuration and the statements to prepare on every new

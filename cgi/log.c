@@ -1,5 +1,12 @@
 /* log.c: one line per event on stderr: UTC time, pid, level, text.
- * Entry points: log_write(), log_access(), log_parse_level().
+ * Entry points: log_write(), log_access(), log_parse_level(), log_open_file(),
+ * log_reopen().
+ *
+ * With --log-file, the file is put on fd 2 itself (dup2), so that whatever
+ * else writes to stderr (libpq's notices, a sanitizer's report) lands there
+ * too: hosts such as lighttpd and mod_fcgid send a worker's stderr to
+ * /dev/null. logrotate moves the file and sends SIGUSR1; every process then
+ * opens the path anew (log_reopen), as nginx does with USR1.
  *
  * Lines are built by hand, with the date part kept for the second it
  * names: the access line is written once per request, and vfprintf and
@@ -10,6 +17,8 @@
 
 #include <stdbool.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -123,6 +132,44 @@ static void write_all(const char *text, size_t len)
     if (write(STDERR_FILENO, text, len) < 0) {
         /* Nowhere left to report it. */
     }
+}
+
+static const char *file_path; /* --log-file, or NULL for the inherited stderr */
+
+/* Opens path for appending onto fd 2. Returns false (errno set) and leaves
+ * fd 2 as it was when the file cannot be opened. */
+static bool put_file_on_stderr(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+
+    if (fd < 0)
+        return false;
+    if (fd != STDERR_FILENO) {
+        int ok = dup2(fd, STDERR_FILENO) >= 0;
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return ok;
+    }
+    return true;
+}
+
+bool log_open_file(const char *path)
+{
+    if (!put_file_on_stderr(path))
+        return false;
+    file_path = path;
+    return true;
+}
+
+void log_reopen(void)
+{
+    if (!file_path)
+        return;
+    log_flush();
+    if (!put_file_on_stderr(file_path))
+        log_error("cannot reopen the log file %s: %s; still writing to the old one",
+                  file_path, strerror(errno));
 }
 
 void log_flush(void)

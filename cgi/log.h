@@ -22,8 +22,18 @@ void log_flush(void);
 _Bool log_pending(void);
 
 /* To be called in a child right after fork(): its lines carry its own pid. */
-
 void log_forked(void);
+
+/* Sends every line (and anything else written to stderr) to path, opened
+ * for appending (created 0640 less the umask). Returns false, with errno
+ * set, when it cannot be opened; stderr is then unchanged. path must stay
+ * valid: log_reopen() opens it again. */
+_Bool log_open_file(const char *path);
+
+/* Opens the log file's path again (after logrotate moved the file), after
+ * writing the lines held. Without a log file, does nothing; when the path
+ * cannot be opened, logs why and keeps the old file. */
+void log_reopen(void);
 
 /* The one line per request ops grep for. The request id and the method are
  * the host's and the client's: bounded and escaped, never verbatim. */

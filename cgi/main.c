@@ -1,63 +1,105 @@
-/* main.c: options, the worker pool and how this process was started.
+/* main.c: options and how this process was started.
+ * Entry point: main().
  *
  *   chatpatch --listen PATH|HOST:PORT --workers N   own socket, prefork pool
  *   chatpatch [--workers N]                          socket inherited on fd 0
- *                                                    (a FastCGI process manager)
+ *                                                    (a FastCGI process manager:
+ *                                                    spawn-fcgi, mod_fcgid)
+ *   chatpatch [--workers N]  (LISTEN_FDS=1)          systemd socket activation
  *   GATEWAY_INTERFACE=CGI/1.1 chatpatch              one CGI request
  *
- * The parent only forks, reaps and respawns; children serve. SIGTERM or
- * SIGINT to the parent stops the children after their request in flight. */
+ * With --listen, --workers or a reload's socket, a pool (pool.c) forks the
+ * workers; an inherited socket without --workers is served by this process
+ * alone, which its manager restarts. Either ends with status 0 on SIGTERM
+ * and never by itself. */
 #include "engine.h"
+#include "listener.h"
 #include "log.h"
+#include "pool.h"
 #include "serve.h"
+#include "stats.h"
+#include "version.h"
 
 #include <errno.h>
-#include <fcgiapp.h>
 #include <getopt.h>
-#include <grp.h>
-#include <limits.h>
 #include <malloc.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-#define MAX_WORKERS 256
-/* A child stuck idle in accept() after SIGTERM has nothing in flight; give
- * busy ones the statement timeout and more before the parent insists. */
-#define STOP_GRACE_S 15
 
 struct options {
-    const char *listen;
+    struct listen_options listen;
     int workers;
-    long socket_mode;         /* -1: as the umask leaves it */
-    const char *socket_group; /* NULL: the process's own group */
+    bool workers_given;
     size_t max_body;
     int statement_timeout_ms;
+    const char *log_file;
 };
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_parent_signal(int sig)
-{
-    if (sig != SIGCHLD)
-        stop_requested = 1;
-}
-
+/* The help text is also the man page's OPTIONS section (help2man, see
+ * doc/chatpatch.h2m): each option is written once, here. */
 static void usage(FILE *out)
 {
     fputs(
-        "usage: chatpatch [--listen PATH|HOST:PORT] [--workers N] [--socket-mode OCTAL]\n"
-        "                 [--socket-group GROUP] [--max-body BYTES] [--statement-timeout "
-        "MS]\n"
-        "                 [--log-level error|warn|info|debug]\n"
-        "Database: DATABASE_URL (libpq conninfo or URI), else libpq's PG* variables.\n",
+        "Usage: chatpatch [OPTION]...\n"
+        "Serve the \"update a chat\" endpoints of the Recoup, Neptun and LeanMCP APIs\n"
+        "over FastCGI, from PostgreSQL.\n"
+        "\n"
+        "Without --listen, serve the FastCGI socket a process manager passes on fd 0,\n"
+        "or the one systemd passes (LISTEN_FDS); with neither, and GATEWAY_INTERFACE\n"
+        "set, answer the one CGI request of the environment and stdin.\n"
+        "\n"
+        "Options:\n"
+        "      --listen=ADDRESS       create the FastCGI socket: a unix socket PATH, or\n"
+        "                             HOST:PORT for TCP\n"
+        "      --workers=N            run a pool of N worker processes (1 to 256; "
+        "default 1);\n"
+        "                             the pool replaces any that dies, reloads on "
+        "SIGHUP\n"
+        "      --socket-mode=OCTAL    permissions of the unix socket created (default:\n"
+        "                             as the umask leaves them)\n"
+        "      --socket-group=GROUP   group of the unix socket created (the web "
+        "server's,\n"
+        "                             with --socket-mode 0660)\n"
+        "      --max-body=BYTES       answer 413 to larger bodies (default 65536; keep\n"
+        "                             nginx's client_max_body_size equal)\n"
+        "      --statement-timeout=MS\n"
+        "                             PostgreSQL statement_timeout (default 5000); the\n"
+        "                             worker answers 503 one second after it\n"
+        "      --log-level=LEVEL      error, warn, info (default: one access line per\n"
+        "                             request) or debug\n"
+        "      --log-file=PATH        append the log to PATH instead of stderr (for "
+        "hosts\n"
+        "                             that discard stderr); reopened on SIGUSR1\n"
+        "      --help                 display this help and exit\n"
+        "      --version              output version information and exit\n"
+        "\n"
+        "Database: DATABASE_URL (a libpq conninfo or URI), else libpq's PG* variables;\n"
+        "DATABASE_STATEMENTS=unnamed behind a pooler in transaction mode (pgbouncer).\n"
+        "\n"
+        "Signals: SIGHUP reloads the pool, SIGTERM stops it once the queue is answered,\n"
+        "SIGUSR1 reopens the log file (see chatpatch(8)).\n",
         out);
+}
+
+/* GNU: a usage error says how to get help, on stderr, and exits 2. */
+static void usage_error(const char *what, const char *value)
+{
+    if (what)
+        fprintf(stderr, "chatpatch: %s%s%s\n", what, value ? ": " : "",
+                value ? value : "");
+    fputs("Usage: chatpatch [OPTION]...\n"
+          "Try 'chatpatch --help' for more information.\n",
+          stderr);
+    exit(2);
+}
+
+static void version(void)
+{
+    fputs("chatpatch " CHATPATCH_VERSION "\n"
+          "Copyright (C) 2026 the chatpatch authors.\n" CHATPATCH_LICENSE "\n",
+          stdout);
 }
 
 static long parse_number(const char *s, int base, long min, long max, const char *what)
@@ -67,10 +109,8 @@ static long parse_number(const char *s, int base, long min, long max, const char
 
     errno = 0;
     v = strtol(s, &end, base);
-    if (errno || *end || end == s || v < min || v > max) {
-        fprintf(stderr, "chatpatch: bad %s: %s\n", what, s);
-        exit(2);
-    }
+    if (errno || *end || end == s || v < min || v > max)
+        usage_error(what, s);
     return v;
 }
 
@@ -84,215 +124,80 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"max-body", required_argument, NULL, 'b'},
         {"statement-timeout", required_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'v'},
+        {"log-file", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     int c;
 
-    *o = (struct options){
-        .workers = 1, .socket_mode = -1, .max_body = 65536, .statement_timeout_ms = 5000};
+    *o = (struct options){.listen = {.socket_mode = -1},
+                          .workers = 1,
+                          .max_body = 65536,
+                          .statement_timeout_ms = 5000};
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'l':
-            o->listen = optarg;
+            o->listen.address = optarg;
             break;
         case 'w':
-            o->workers = (int)parse_number(optarg, 10, 1, MAX_WORKERS, "--workers");
+            o->workers =
+                (int)parse_number(optarg, 10, 1, POOL_MAX_WORKERS, "bad --workers");
+            o->workers_given = true;
             break;
         case 'm':
-            o->socket_mode = parse_number(optarg, 8, 0, 0777, "--socket-mode");
+            o->listen.socket_mode = parse_number(optarg, 8, 0, 0777, "bad --socket-mode");
             break;
         case 'g':
-            o->socket_group = optarg;
+            o->listen.socket_group = optarg;
             break;
         case 'b':
-            o->max_body = (size_t)parse_number(optarg, 10, 1, 64L << 20, "--max-body");
+            o->max_body =
+                (size_t)parse_number(optarg, 10, 1, 64L << 20, "bad --max-body");
             break;
         case 't':
             o->statement_timeout_ms =
-                (int)parse_number(optarg, 10, 1, 600000, "--statement-timeout");
+                (int)parse_number(optarg, 10, 1, 600000, "bad --statement-timeout");
             break;
         case 'v':
-            if (!log_parse_level(optarg, &log_level)) {
-                fprintf(stderr, "chatpatch: bad --log-level: %s\n", optarg);
-                exit(2);
-            }
+            if (!log_parse_level(optarg, &log_level))
+                usage_error("bad --log-level", optarg);
+            break;
+        case 'f':
+            o->log_file = optarg;
             break;
         case 'h':
             usage(stdout);
             exit(0);
+        case 'V':
+            version();
+            exit(0);
         default:
-            usage(stderr);
-            exit(2);
+            usage_error(NULL, NULL); /* getopt said what */
         }
     }
-    if (optind < argc) {
-        usage(stderr);
-        exit(2);
-    }
+    if (optind < argc)
+        usage_error("unexpected argument", argv[optind]);
 }
 
-/* libfcgi reads an address without a colon as a unix socket path. */
-static bool is_unix_path(const char *listen)
+/* DATABASE_STATEMENTS: "prepared" (the default) or "unnamed" (a pooler in
+ * transaction mode, such as pgbouncer 1.18). */
+static bool unnamed_statements(void)
 {
-    return strchr(listen, ':') == NULL;
-}
+    const char *v = getenv("DATABASE_STATEMENTS");
 
-/* Removes the unix socket at path, and nothing that is not a socket. */
-static void remove_socket(const char *path)
-{
-    struct stat st;
-
-    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-        unlink(path);
-}
-
-/* Gives the socket to a group, such as the web server's, so that mode 0660
- * lets it connect and nobody else. */
-static bool set_group(const char *path, const char *name)
-{
-    struct group *g = getgrnam(name);
-
-    if (!g) {
-        log_error("--socket-group: no group named %s", name);
+    if (!v || !*v || strcmp(v, "prepared") == 0)
         return false;
-    }
-    if (chown(path, (uid_t)-1, g->gr_gid) != 0) {
-        log_error("cannot give %s to group %s: %s", path, name, strerror(errno));
-        return false;
-    }
-    return true;
-}
-
-static int open_listener(const struct options *o)
-{
-    int fd;
-
-    if (FCGX_Init() != 0)
-        return -1;
-    if (is_unix_path(o->listen))
-        remove_socket(o->listen); /* a stale one from a previous run */
-    fd = FCGX_OpenSocket(o->listen, 1024);
-    if (fd < 0) {
-        log_error("cannot listen on %s", o->listen);
-        return -1;
-    }
-    if (!is_unix_path(o->listen))
-        return fd;
-    if (o->socket_group && !set_group(o->listen, o->socket_group))
-        return -1;
-    if (o->socket_mode >= 0 && chmod(o->listen, (mode_t)o->socket_mode) != 0) {
-        log_error("cannot chmod %s: %s", o->listen, strerror(errno));
-        return -1;
-    }
-    return fd;
-}
-
-static pid_t spawn_worker(int listen_fd, const struct serve_config *config)
-{
-    pid_t pid = fork();
-
-    if (pid == 0) {
-        sigset_t none;
-        log_forked();
-        sigemptyset(&none);
-        signal(SIGCHLD, SIG_DFL);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        exit(serve_fastcgi(listen_fd, config));
-    }
-    if (pid < 0)
-        log_error("fork: %s", strerror(errno));
-    return pid;
-}
-
-/* Stops the children: SIGTERM, then SIGKILL for any still there after the
- * grace period (idle in accept, so nothing is cut). */
-static void stop_workers(pid_t *pids, int n)
-{
-    time_t deadline = time(NULL) + STOP_GRACE_S;
-    int alive = 0;
-
-    for (int i = 0; i < n; i++)
-        if (pids[i] > 0 && kill(pids[i], SIGTERM) == 0)
-            alive++;
-    while (alive > 0) {
-        pid_t pid = waitpid(-1, NULL, WNOHANG);
-        if (pid > 0) {
-            for (int i = 0; i < n; i++)
-                if (pids[i] == pid)
-                    pids[i] = 0, alive--;
-            continue;
-        }
-        if (pid < 0 && errno == ECHILD)
-            break;
-        if (time(NULL) >= deadline) {
-            for (int i = 0; i < n; i++)
-                if (pids[i] > 0)
-                    kill(pids[i], SIGKILL);
-            deadline = time(NULL) + STOP_GRACE_S;
-        }
-        struct timespec tick = {0, 20 * 1000 * 1000};
-        nanosleep(&tick, NULL);
-    }
-}
-
-/* Forks the workers, replaces any that dies, and stops them all on SIGTERM
- * or SIGINT. */
-static int run_pool(int listen_fd, int workers, const struct serve_config *config)
-{
-    struct sigaction sa = {.sa_handler = on_parent_signal};
-    sigset_t watched, none;
-    pid_t pids[MAX_WORKERS] = {0};
-
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGCHLD, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    sigemptyset(&none);
-    sigemptyset(&watched);
-    sigaddset(&watched, SIGTERM);
-    sigaddset(&watched, SIGINT);
-    sigaddset(&watched, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &watched, NULL);
-
-    log_info("pool: %d workers", workers);
-    while (!stop_requested) {
-        for (int i = 0; i < workers; i++) {
-            if (pids[i] <= 0)
-                pids[i] = spawn_worker(listen_fd, config);
-        }
-        sigsuspend(&none); /* until a child dies or we are told to stop */
-        int status;
-        pid_t pid;
-        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-            for (int i = 0; i < workers; i++) {
-                if (pids[i] != pid)
-                    continue;
-                pids[i] = 0;
-                if (!stop_requested)
-                    log_warn("pool: worker %d ended (%s %d); starting another", (int)pid,
-                             WIFSIGNALED(status) ? "signal" : "status",
-                             WIFSIGNALED(status) ? WTERMSIG(status)
-                                                 : WEXITSTATUS(status));
-            }
-        }
-        if (!stop_requested) {
-            /* A worker that dies at once must not turn into a fork storm. */
-            struct timespec pause = {0, 100 * 1000 * 1000};
-            nanosleep(&pause, NULL);
-        }
-    }
-    log_info("pool: stopping");
-    stop_workers(pids, workers);
-    log_info("pool: stopped");
-    return 0;
+    if (strcmp(v, "unnamed") == 0)
+        return true;
+    fprintf(stderr, "chatpatch: bad DATABASE_STATEMENTS: %s (prepared or unnamed)\n", v);
+    exit(2);
 }
 
 int main(int argc, char **argv)
 {
     struct options o;
-    int listen_fd = 0;
+    struct listener listener;
 
     /* Keep what a large request needed for the next one: by default glibc
      * gives blocks of 128 KiB and more back to the kernel at once (mmap) and
@@ -302,27 +207,37 @@ int main(int argc, char **argv)
     mallopt(M_TRIM_THRESHOLD, 32 << 20);
 
     parse_options(argc, argv, &o);
-    struct engine_config engine = {.db = {.conninfo = getenv("DATABASE_URL"),
-                                          .statement_timeout_ms = o.statement_timeout_ms,
-                                          .connect_timeout_s = 2}};
-    struct serve_config serve = {.max_body = o.max_body};
-    engine_init(&engine);
-
-    if (!o.listen) {
-        if (FCGX_IsCGI()) {
-            if (!getenv("GATEWAY_INTERFACE")) {
-                usage(stderr);
-                return 2;
-            }
-            return serve_cgi(&serve);
-        }
-    } else if ((listen_fd = open_listener(&o)) < 0) {
+    if (o.log_file && !log_open_file(o.log_file)) {
+        fprintf(stderr, "chatpatch: cannot open --log-file %s: %s\n", o.log_file,
+                strerror(errno));
         return 1;
     }
-    if (o.workers == 1 && !o.listen)
-        return serve_fastcgi(listen_fd, &serve);
-    int status = run_pool(listen_fd, o.workers, &serve);
-    if (o.listen && is_unix_path(o.listen))
-        remove_socket(o.listen); /* nginx then fails fast, with its JSON 503 */
-    return status;
+    struct engine_config engine = {.db = {.conninfo = getenv("DATABASE_URL"),
+                                          .statement_timeout_ms = o.statement_timeout_ms,
+                                          .connect_timeout_s = 2,
+                                          .unnamed_statements = unnamed_statements()}};
+    struct serve_config serve = {.max_body = o.max_body, .ready_fd = -1};
+    engine_init(&engine);
+
+    if (!listener_open(&o.listen, &listener))
+        return 1;
+    if (listener.origin == LISTENER_NONE) {
+        if (!getenv("GATEWAY_INTERFACE"))
+            usage_error("no FastCGI socket (--listen, fd 0 or systemd's) and no CGI "
+                        "request (GATEWAY_INTERFACE)",
+                        NULL);
+        return serve_cgi(&serve);
+    }
+    /* An inherited socket without --workers: this process serves, and its
+     * manager restarts it. */
+    bool own_pool = o.workers_given || listener.origin == LISTENER_CREATED ||
+                    listener.origin == LISTENER_REEXEC;
+    stats_open();
+    if (!own_pool) {
+        stats_set_workers(1);
+        return serve_fastcgi(listener.fd, &serve);
+    }
+    struct pool_config pool = {
+        .listener = &listener, .workers = o.workers, .serve = serve, .argv = argv};
+    return pool_run(&pool);
 }

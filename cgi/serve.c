@@ -10,22 +10,34 @@
  * connection (EPOLLEXCLUSIVE). libfcgi still reads and writes the records:
  * the worker accepts the connection itself and hands libfcgi its fd.
  *
- * SIGTERM and SIGINT are blocked except while the worker waits for work, so
- * a shutdown never cuts a response in half. */
+ * Signals stay blocked and arrive as events of the same epoll set (a
+ * signalfd), so none cuts a response in half and a busy worker still sees
+ * them at its next turn. Two ways to stop:
+ *   SIGTERM, SIGINT  drain: go on accepting until the listening socket's
+ *                    backlog is empty, answer everything accepted, exit.
+ *                    The pool removes a unix socket's path first, so the
+ *                    backlog only shrinks (README, "Reload and stop").
+ *   SIGUSR2          retire (a new generation of workers has taken over the
+ *                    socket): stop accepting at once, answer what this
+ *                    worker has accepted, exit.
+ * SIGUSR1 reopens the log file. */
 #include "serve.h"
 
 #include "clock.h"
 #include "engine.h"
 #include "log.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <fcgiapp.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,15 +45,43 @@ extern char **environ;
 
 #define MAX_EVENTS         64
 #define MAX_FAILED_ACCEPTS 100
-#define DRAIN_US           (2 * 1000 * 1000)
+/* How long a stopping worker may take for what it accepted and, draining,
+ * for the backlog: past the statement timeout of a request in flight, and
+ * within the pool's grace before SIGKILL (pool.c). */
+#define STOP_US (10 * 1000 * 1000)
+/* A stopping worker looks at the clock at least this often. */
+#define STOP_TICK_MS 100
 
-static volatile sig_atomic_t stopping;
+static volatile sig_atomic_t drain_requested, retire_requested, reopen_requested;
+static bool stopping; /* draining or retiring: close each connection after its answer */
+static int failed_accepts; /* in a row */
 
-static void on_stop(int sig)
+static void on_signal(int sig)
 {
-    (void)sig;
-    stopping = 1;
+    if (sig == SIGUSR2)
+        retire_requested = 1;
+    else if (sig == SIGUSR1)
+        reopen_requested = 1;
+    else if (sig == SIGTERM || sig == SIGINT)
+        drain_requested = 1;
 }
+
+static int signal_fd = -1;
+
+/* The signals that arrived, read from the signalfd when epoll says so. */
+static void take_signals(int sfd)
+{
+    struct signalfd_siginfo info;
+
+    while (read(sfd, &info, sizeof info) == (ssize_t)sizeof info)
+        on_signal((int)info.ssi_signo);
+}
+
+/* The epoll event pointers of the listening socket and of the signalfd;
+ * every other event is a connection's. */
+static char listener_mark, signals_mark;
+#define LISTENER (&listener_mark)
+#define SIGNALS  (&signals_mark)
 
 /* Handles one request and returns the whole CGI response (malloc-ed, *len
  * bytes); logs the access line. */
@@ -53,8 +93,10 @@ static char *answer(const struct request *req, long start_us, size_t *len)
 
     engine_handle(req, &res, &outcome);
     out = response_format(&res, req->request_id, len);
-    log_access(req->request_id, req->method, outcome.route, res.status,
-               clock_now_us() - start_us, outcome.db_us);
+    long total_us = clock_now_us() - start_us;
+    log_access(req->request_id, req->method, outcome.route, res.status, total_us,
+               outcome.db_us);
+    stats_request_end(outcome.route, req->method, res.status, total_us, outcome.db_us);
     response_free(&res);
     return out;
 }
@@ -75,6 +117,7 @@ static size_t read_stdin(void *ctx, char *buf, size_t n)
 /* One FastCGI connection this worker accepted. */
 struct conn {
     FCGX_Request req;
+    long served;              /* requests answered on it */
     struct conn *prev, *next; /* the worker's open connections */
 };
 
@@ -89,6 +132,7 @@ static struct conn *conn_new(int fd)
     /* No listening socket for libfcgi: it must never accept by itself. */
     FCGX_InitRequest(&c->req, -1, 0);
     c->req.ipcFd = fd;
+    c->served = 0;
     c->prev = NULL;
     c->next = conns;
     if (conns)
@@ -122,26 +166,43 @@ static bool watch(int ep, int fd, uint32_t events, void *ptr)
     return false;
 }
 
+enum accepted { ACCEPTED, NONE_WAITING, FAILING };
+
 /* Accepts one connection: a worker takes a new connection only when it
  * has nothing else to do, and the others, woken one at a time, take the
- * rest. Returns false when accepting keeps failing (a listener that will
- * not mend: the pool starts a fresh worker). */
-static bool accept_new(int ep, int listen_fd, int *failed)
+ * rest. FAILING when accepting keeps failing (a listener that will not
+ * mend: the pool starts a fresh worker). */
+static enum accepted accept_new(int ep, int listen_fd)
 {
     int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
     if (fd < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-            return true; /* another worker was quicker */
+            return NONE_WAITING; /* another worker was quicker */
         if (errno != ECONNABORTED)
             log_error("accept: %s", strerror(errno));
-        return ++*failed < MAX_FAILED_ACCEPTS;
+        return ++failed_accepts < MAX_FAILED_ACCEPTS ? NONE_WAITING : FAILING;
     }
-    *failed = 0;
+    failed_accepts = 0;
     struct conn *c = conn_new(fd);
     if (!watch(ep, fd, EPOLLIN, c))
         conn_free(c);
-    return true;
+    return ACCEPTED;
+}
+
+/* A worker that starts to stop closes the kept connections it holds that
+ * have no request waiting: a web server sends its next request on another
+ * one (nginx tries again at once when a kept connection fails before an
+ * answer). A connection that has not yet carried its first request, or
+ * has one waiting, is served first. */
+static void close_idle_kept(void)
+{
+    for (struct conn *c = conns, *next; c; c = next) {
+        struct pollfd p = {.fd = c->req.ipcFd, .events = POLLIN};
+        next = c->next;
+        if (c->served > 0 && poll(&p, 1, 0) == 0)
+            conn_free(c);
+    }
 }
 
 /* Serves the request waiting on c. Returns false when the connection is
@@ -160,6 +221,9 @@ static bool serve_one(struct conn *c, const struct serve_config *config)
     long start = clock_now_us();
     struct request req;
     size_t len;
+    stats_request_begin();
+    if (stopping)
+        c->req.keepConnection = 0; /* answered, then closed: the worker can end */
     request_read(&req, c->req.envp, read_fcgx, c->req.in, false, config->max_body);
     char *out = answer(&req, start, &len);
     FCGX_PutStr(out, (int)len, c->req.out);
@@ -171,6 +235,7 @@ static bool serve_one(struct conn *c, const struct serve_config *config)
     request_free(&req);
     FCGX_Finish_r(&c->req);
     c->req.detached = 0;
+    c->served++;
     if (c->req.ipcFd < 0) {
         conn_free(c);
         return false;
@@ -178,89 +243,161 @@ static bool serve_one(struct conn *c, const struct serve_config *config)
     return true;
 }
 
+/* Serves the events of one epoll_pwait. A worker with requests to serve
+ * leaves a new connection to an idle one (the kernel has woken one),
+ * unless the connection was still waiting at its previous look, or
+ * take_new says to take it anyway. Returns false when accepting keeps
+ * failing. */
+static bool serve_events(int ep, int listen_fd, const struct epoll_event *events, int n,
+                         bool take_new, const struct serve_config *config)
+{
+    static bool listener_waited;
+    bool listener_ready = false, served = false;
+
+    for (int i = 0; i < n; i++) {
+        void *ptr = events[i].data.ptr;
+        if (ptr == LISTENER)
+            listener_ready = true;
+        else if (ptr == SIGNALS)
+            take_signals(signal_fd);
+        else
+            serve_one(ptr, config), served = true; /* a closed one left the set */
+    }
+    if (listener_ready && (!served || listener_waited || take_new) &&
+        accept_new(ep, listen_fd) == FAILING)
+        return false;
+    listener_waited = listener_ready && served && !listener_waited && !take_new;
+    return true;
+}
+
+/* Retiring: takes the listening socket out of the set. A connection whose
+ * arrival woke this worker (EPOLLEXCLUSIVE wakes one worker per
+ * connection) is taken first, or no other worker would be woken for it. */
+static bool stop_listening(int ep, int listen_fd, const struct serve_config *config)
+{
+    struct epoll_event events[MAX_EVENTS];
+    int n = epoll_wait(ep, events, MAX_EVENTS, 0);
+
+    if (n > 0 && !serve_events(ep, listen_fd, events, n, true, config))
+        return false;
+    if (epoll_ctl(ep, EPOLL_CTL_DEL, listen_fd, NULL) != 0) {
+        log_error("epoll_ctl: %s", strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* Tells the pool that this worker watches the listening socket, so that
+ * the workers it replaces may stop accepting. */
+static void say_ready(int ready_fd)
+{
+    pid_t self = getpid();
+
+    if (ready_fd < 0)
+        return;
+    if (write(ready_fd, &self, sizeof self) != (ssize_t)sizeof self)
+        log_warn("cannot tell the pool this worker is ready: %s", strerror(errno));
+    close(ready_fd);
+}
+
 int serve_fastcgi(int listen_fd, const struct serve_config *config)
 {
-    struct sigaction sa = {.sa_handler = on_stop}; /* no SA_RESTART */
-    sigset_t stop_signals, previous;
+    sigset_t handled, previous;
     struct epoll_event events[MAX_EVENTS];
-    int failed_accepts = 0, status = 0;
+    int status = 0;
+    static const int signals[] = {SIGTERM, SIGINT, SIGUSR1, SIGUSR2};
 
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    /* Blocked for good: they arrive through the signalfd. */
+    sigemptyset(&handled);
+    for (size_t i = 0; i < sizeof signals / sizeof *signals; i++)
+        sigaddset(&handled, signals[i]);
+    sigprocmask(SIG_BLOCK, &handled, &previous);
+    signal(SIGHUP, SIG_IGN);  /* the pool reloads; a worker goes on */
     signal(SIGPIPE, SIG_IGN); /* a client that went away must not kill us */
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    sigprocmask(SIG_BLOCK, &stop_signals, &previous);
-    sigset_t waiting = previous; /* what epoll_pwait lets in */
-    sigdelset(&waiting, SIGTERM);
-    sigdelset(&waiting, SIGINT);
 
     int ep = epoll_create1(EPOLL_CLOEXEC);
+    int sfd = signal_fd = signalfd(-1, &handled, SFD_NONBLOCK | SFD_CLOEXEC);
     int flags = fcntl(listen_fd, F_GETFL);
-    if (FCGX_Init() != 0 || ep < 0 || flags < 0 ||
+    if (FCGX_Init() != 0 || ep < 0 || sfd < 0 || flags < 0 ||
         fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
-        !watch(ep, listen_fd, EPOLLIN | EPOLLEXCLUSIVE, NULL)) {
+        !watch(ep, sfd, EPOLLIN, SIGNALS) ||
+        !watch(ep, listen_fd, EPOLLIN | EPOLLEXCLUSIVE, LISTENER)) {
         log_error("cannot set up the worker's event loop: %s", strerror(errno));
         return 1;
     }
-    /* After a stop, what is already there (requests on open connections,
-     * connections queued) is still served, for a bounded time. */
-    long drain_until = 0;
-    bool listener_waited = false;
+    stats_set_listener(listen_fd);
+    say_ready(config->ready_fd);
+
+    bool listening = true;
+    long stop_until = 0;
     log_hold(true);
     for (;;) {
+        if (reopen_requested) {
+            reopen_requested = 0;
+            log_reopen();
+        }
+        if (listening && retire_requested) {
+            if (!stop_listening(ep, listen_fd, config)) {
+                status = 1;
+                break;
+            }
+            listening = false;
+        }
+        if (!stopping && (retire_requested || drain_requested)) {
+            stopping = true;
+            stop_until = clock_now_us() + STOP_US;
+            close_idle_kept();
+            log_info("worker %s", listening ? "draining" : "retiring");
+        }
         /* With access lines held, first a look: when nothing is waiting,
          * they are written before the worker blocks. */
         int timeout = log_pending() ? 0 : -1;
         if (stopping) {
-            if (!drain_until)
-                drain_until = clock_now_us() + DRAIN_US;
-            if (clock_now_us() >= drain_until)
+            long left_us = stop_until - clock_now_us();
+            if (left_us <= 0) {
+                log_warn("worker stops with %s unanswered after %d s",
+                         conns ? "connections" : "the backlog", STOP_US / 1000000);
                 break;
-            timeout = 0;
+            }
+            if (!conns) {
+                /* Draining asks the socket itself rather than wait to be
+                 * woken: an empty backlog is the end. */
+                enum accepted got = listening ? accept_new(ep, listen_fd) : NONE_WAITING;
+                if (got == FAILING)
+                    status = 1;
+                if (got != ACCEPTED)
+                    break;
+            }
+            if (timeout < 0)
+                timeout = left_us / 1000 < STOP_TICK_MS ? (int)(left_us / 1000) + 1
+                                                        : STOP_TICK_MS;
         }
-        int n = epoll_pwait(ep, events, MAX_EVENTS, timeout, &waiting);
+        int n = epoll_wait(ep, events, MAX_EVENTS, timeout);
         if (n < 0 && errno != EINTR) {
             log_error("epoll_wait: %s", strerror(errno));
             status = 1;
             break;
         }
-        if (n == 0 && stopping)
-            break;
-        if (n == 0 && timeout == 0) {
-            log_flush();
+        if (n <= 0) {
+            if (n == 0 && log_pending())
+                log_flush();
             continue;
         }
-        /* Requests first. A worker with requests to serve leaves a new
-         * connection to an idle one (the kernel has woken one), unless the
-         * connection was still waiting at its previous look. */
-        bool listener_ready = false, served = false;
-        for (int i = 0; i < n; i++) {
-            struct conn *c = events[i].data.ptr;
-            if (c)
-                serve_one(c, config), served = true; /* a closed one left the set */
-            else
-                listener_ready = true;
-        }
-        if (listener_ready && (!served || listener_waited) &&
-            !accept_new(ep, listen_fd, &failed_accepts)) {
+        if (!serve_events(ep, listen_fd, events, n, false, config)) {
             log_error("accept keeps failing; worker exits");
             status = 1;
             break;
         }
-        listener_waited = listener_ready && served && !listener_waited;
     }
     /* Kept connections with nothing in flight: nginx opens new ones. */
     while (conns)
         conn_free(conns);
+    log_info("worker %s", retire_requested ? "retired" : "stopped");
     log_hold(false);
     close(ep);
+    close(sfd);
 
     sigprocmask(SIG_SETMASK, &previous, NULL);
-
-    log_info("worker stopped");
     return status;
 }
 

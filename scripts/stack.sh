@@ -18,6 +18,16 @@
 #   MAX_BODY       65536           body limit, nginx and workers alike
 #   PG_EXTRA_CONF  ""              extra postgresql.conf lines
 #   PGBIN          /usr/lib/postgresql/15/bin
+#   PGBOUNCER      0               1: the workers reach PostgreSQL through
+#                                  pgbouncer in transaction mode (unnamed
+#                                  statements); stack.env still names
+#                                  PostgreSQL itself
+#   PGBOUNCER_PORT PGPORT + 1      pgbouncer's port (unix socket only)
+#   WORKERS_DATABASE_URL ""        the workers' DATABASE_URL instead of the
+#                                  stack's own PostgreSQL (or pgbouncer),
+#                                  e.g. a primary and a standby with
+#                                  target_session_attrs=read-write (README,
+#                                  "A primary and a standby")
 # nginx's connections and per-client limits (README, "Connections, limits
 # and timeouts"); the defaults are the advice for production. A benchmark
 # or a test that sends from one address as many clients would sets them
@@ -41,6 +51,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STACK_DIR=${STACK_DIR:-$ROOT/var}
 PORT=${PORT:-8080}
 PGPORT=${PGPORT:-55432}
+PGBOUNCER=${PGBOUNCER:-0}
+PGBOUNCER_PORT=${PGBOUNCER_PORT:-$((PGPORT + 1))}
 WORKERS=${WORKERS:-4}
 CHATPATCH_BIN=${CHATPATCH_BIN:-$ROOT/build/chatpatch}
 CHATPATCH_ARGS=${CHATPATCH_ARGS:-}
@@ -121,9 +133,10 @@ pg_running() { as_pg "$PGBIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; }
 
 # libpq URI with the socket folder as host; percent-encode it since a path
 # may hold characters a URI cannot.
-# The URL of the stack's database for a role: $1, or PGUSER (the superuser).
+# The URL of the stack's database for a role: $1, or PGUSER (the superuser),
+# on port $2, or PostgreSQL's.
 database_url() {
-    local LC_ALL=C s=$RUN_DIR out='' c i user=${1:-$PGUSER}
+    local LC_ALL=C s=$RUN_DIR out='' c i user=${1:-$PGUSER} port=${2:-$PGPORT}
     for ((i = 0; i < ${#s}; i++)); do
         c=${s:i:1}
         case $c in
@@ -131,7 +144,7 @@ database_url() {
             *) out+=$(printf '%%%02X' "'$c") ;;
         esac
     done
-    echo "postgresql://$user@/$PGDATABASE?host=$out&port=$PGPORT"
+    echo "postgresql://$user@/$PGDATABASE?host=$out&port=$port"
 }
 
 # Escape a string for the replacement side of a sed s|||.
@@ -221,6 +234,72 @@ stop_postgres() {
     as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w -t 30 -s stop
 }
 
+# ---- pgbouncer (PGBOUNCER=1) ---------------------------------------------------
+# Transaction pooling on a unix socket beside PostgreSQL's, trusting local
+# users as the cluster does. It refuses to run as root, like PostgreSQL.
+
+PGBOUNCER_DIR=$STACK_DIR/pgbouncer
+PGBOUNCER_PIDFILE=$RUN_DIR/pgbouncer.pid
+
+start_pgbouncer() {
+    [ "$PGBOUNCER" = 1 ] || return 0
+    if live_pid "$PGBOUNCER_PIDFILE" >/dev/null; then
+        log "pgbouncer already running"
+        return
+    fi
+    command -v pgbouncer >/dev/null || die "pgbouncer is missing (scripts/deps.sh run)"
+    mkdir -p "$PGBOUNCER_DIR"
+    printf '"%s" ""\n' "$PGUSER" "$WORKER_ROLE" >"$PGBOUNCER_DIR/userlist.txt"
+    cat >"$PGBOUNCER_DIR/pgbouncer.ini" <<INI
+[databases]
+$PGDATABASE = host=$RUN_DIR port=$PGPORT dbname=$PGDATABASE
+
+[pgbouncer]
+listen_addr =
+listen_port = $PGBOUNCER_PORT
+unix_socket_dir = $RUN_DIR
+auth_type = trust
+auth_file = $PGBOUNCER_DIR/userlist.txt
+pool_mode = transaction
+admin_users = $PGUSER
+
+max_client_conn = 2000
+default_pool_size = 20
+logfile = $LOG_DIR/pgbouncer.log
+pidfile = $PGBOUNCER_PIDFILE
+INI
+    [ "$(id -u)" -ne 0 ] || chown -R postgres: "$PGBOUNCER_DIR"
+    touch "$LOG_DIR/pgbouncer.log"
+    [ "$(id -u)" -ne 0 ] || chown postgres: "$LOG_DIR/pgbouncer.log"
+    log "starting pgbouncer on port $PGBOUNCER_PORT"
+    as_pg pgbouncer -d -q "$PGBOUNCER_DIR/pgbouncer.ini" ||
+        { tail -n 20 "$LOG_DIR/pgbouncer.log" >&2; die "pgbouncer did not start"; }
+}
+
+stop_pgbouncer() {
+    local pid i
+    pid=$(live_pid "$PGBOUNCER_PIDFILE") || return 0
+    log "stopping pgbouncer (pid $pid)"
+    kill -INT "$pid" 2>/dev/null || true # INT: finish the transactions in flight
+    for ((i = 0; i < 100; i++)); do
+        alive "$pid" || break
+        sleep 0.1
+    done
+    ! alive "$pid" || kill -KILL "$pid" 2>/dev/null || true
+}
+
+# The workers' database: WORKERS_DATABASE_URL when set, else PostgreSQL
+# itself, or pgbouncer in front of it.
+workers_database_url() {
+    if [ -n "${WORKERS_DATABASE_URL:-}" ]; then
+        echo "$WORKERS_DATABASE_URL"
+    elif [ "$PGBOUNCER" = 1 ]; then
+        database_url "$WORKER_ROLE" "$PGBOUNCER_PORT"
+    else
+        database_url "$WORKER_ROLE"
+    fi
+}
+
 # ---- workers ----------------------------------------------------------------
 
 start_workers() {
@@ -238,7 +317,8 @@ start_workers() {
     # `make run` reaches only this script (which stops the pool in order),
     # and `down` can kill the whole group if the parent does not exit.
     # Only nginx's workers (their group) may connect to the socket.
-    DATABASE_URL=$(database_url "$WORKER_ROLE") setsid "$CHATPATCH_BIN" \
+    DATABASE_URL=$(workers_database_url) DATABASE_STATEMENTS=$([ "$PGBOUNCER" = 1 ] &&
+        echo unnamed || echo prepared) setsid "$CHATPATCH_BIN" \
         --listen "$SOCKET" --workers "$WORKERS" \
         --socket-mode 0660 --socket-group "$NGINX_GROUP" \
         --max-body "$MAX_BODY" "${args[@]}" \
@@ -281,7 +361,9 @@ check_knobs() {
     done
     # nginx's own bound for limit_conn.
     [ "$LIMIT_CONN" -le 65535 ] || die "LIMIT_CONN must be at most 65535, not '$LIMIT_CONN'"
+    [[ $PGBOUNCER =~ ^[01]$ ]] || die "PGBOUNCER must be 0 or 1, not '$PGBOUNCER'"
 }
+
 
 # The limit lines (marked "# LIMIT" in nginx/) with the stack's numbers.
 sed_limits() {
@@ -410,7 +492,8 @@ write_env() {
 
 all_running() {
     [ -s "$PGDATA/PG_VERSION" ] && pg_running &&
-        live_pid "$WORKER_PIDFILE" >/dev/null && live_pid "$NGINX_PIDFILE" >/dev/null
+        live_pid "$WORKER_PIDFILE" >/dev/null && live_pid "$NGINX_PIDFILE" >/dev/null &&
+        { [ "$PGBOUNCER" != 1 ] || live_pid "$PGBOUNCER_PIDFILE" >/dev/null; }
 }
 
 # A failed `up` shows why and leaves nothing running, so the next `up`
@@ -434,6 +517,7 @@ cmd_up() {
     make_dirs
     start_postgres
     prepare_database
+    start_pgbouncer
     start_workers
     start_nginx
     wait_healthy
@@ -445,6 +529,7 @@ cmd_up() {
 cmd_down() {
     stop_nginx
     stop_workers
+    stop_pgbouncer
     stop_postgres
     rm -f "$RUN_DIR"/.s.PGSQL.*
 }

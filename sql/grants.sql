@@ -27,3 +27,13 @@ GRANT SELECT,
     ON leanmcp.chats TO :"worker";
 GRANT USAGE ON SEQUENCE leanmcp.chat_versions TO :"worker";
 GRANT INSERT ON leanmcp.chat_changes TO :"worker";
+
+-- The workers' settings in this database, for when they connect through a
+-- pooler that refuses startup options (DATABASE_STATEMENTS=unnamed behind
+-- pgbouncer in transaction mode); a direct connection sets them itself.
+-- REPEATABLE READ is what keeps a request from writing through a
+-- concurrent change (README, How it works): a worker behind a pooler
+-- refuses to serve without it. 5 s is the workers' default
+-- --statement-timeout.
+ALTER ROLE :"worker" IN DATABASE :"DBNAME" SET default_transaction_isolation = 'repeatable read';
+ALTER ROLE :"worker" IN DATABASE :"DBNAME" SET statement_timeout = '5s';

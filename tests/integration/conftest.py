@@ -129,7 +129,9 @@ def stack_env(stack_dir, workers, **extra):
         STACK_DIR=stack_dir,
         PORT=str(_free_port()),
         PGPORT=str(_free_port()),
+        PGBOUNCER_PORT=str(_free_port()),  # used when PGBOUNCER=1 (make test-pgbouncer)
         WORKERS=str(workers),
+
         CHATPATCH_BIN=os.environ.get("CHATPATCH_BIN", str(DEFAULT_BIN)),
         PG_EXTRA_CONF=PG_EXTRA_CONF,
     )

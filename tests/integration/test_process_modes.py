@@ -2,10 +2,10 @@
 "Configuration" and "CGI mode", SPEC section 7 "The worker").
 
 Every test here starts its own chatpatch processes (never the shared pool's)
-and talks to them directly over FastCGI with the tiny client below: no nginx.
-The processes use the shared stack's PostgreSQL (stack["DATABASE_URL"]) and
-rows the test makes itself (recoup_world), so nothing other tests rely on
-changes. Each worker runs in its own session (process group); the `spawn`
+and talks to them directly over FastCGI with the tiny client of
+fcgi_client.py: no nginx. The processes use the shared stack's PostgreSQL
+(stack["DATABASE_URL"]) and rows the test makes itself (recoup_world), so
+nothing other tests rely on changes. Each worker runs in its own session (process group); the `spawn`
 fixture stops it with SIGTERM at the end and SIGKILLs its group if anything
 is left, and fails the test when the worker's stderr holds a sanitizer
 report. Every wait is bounded.
@@ -22,12 +22,10 @@ Cases:
 
 import json
 import os
-import re
 import shutil
 import signal
 import socket
 import stat
-import struct
 import subprocess
 import tempfile
 import time
@@ -49,6 +47,7 @@ from conftest import (
     recoup_path,
     run_cgi,
 )
+from fcgi_client import ACCESS_RE, FCGI_REQUEST_COMPLETE, fcgi_http
 from helpers import recoup_error
 
 START_TIMEOUT_S = 20.0  # ASan build, first connection to PostgreSQL
@@ -56,12 +55,7 @@ REQUEST_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 5.0  # "exits within a few seconds" after SIGTERM
 KILL_TIMEOUT_S = 20.0
 
-ACCESS_RE = re.compile(
-    r"^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) \[(?P<pid>\d+)\] (?P<level>[a-z]+): "
-    r"access rid=(?P<rid>\S+) method=(?P<method>\S+) route=(?P<route>\S+) "
-    r"status=(?P<status>\d{3}) total_us=(?P<total>\d+) db_us=(?P<db>\d+)$"
-)
-USAGE_START = "usage: chatpatch"
+USAGE_START = "Usage: chatpatch"  # GNU
 OPTIONS_IN_USAGE = ["--listen", "--workers", "--socket-mode", "--max-body", "--statement-timeout",
                     "--log-level"]
 
@@ -82,151 +76,6 @@ def worker_env(stack, **extra):
 
 def new_rid():
     return f"test-{uuid.uuid4()}"
-
-
-# ---- a tiny FastCGI 1.0 client ---------------------------------------------------------
-
-FCGI_VERSION_1 = 1
-FCGI_BEGIN_REQUEST = 1
-FCGI_END_REQUEST = 3
-FCGI_PARAMS = 4
-FCGI_STDIN = 5
-FCGI_STDOUT = 6
-FCGI_STDERR = 7
-FCGI_RESPONDER = 1
-FCGI_REQUEST_COMPLETE = 0
-
-
-def _fcgi_record(rtype, request_id, content=b""):
-    """One or more records of `rtype` carrying `content` (an empty content
-    gives the one empty record that ends a stream)."""
-    out = b""
-    chunks = [content[i : i + 65535] for i in range(0, len(content), 65535)] or [b""]
-    for chunk in chunks:
-        padding = -len(chunk) % 8
-        out += struct.pack(">BBHHBx", FCGI_VERSION_1, rtype, request_id, len(chunk), padding)
-        out += chunk + b"\0" * padding
-    return out
-
-
-def _fcgi_length(n):
-    return bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
-
-
-def fcgi_params(params):
-    out = b""
-    for name, value in params.items():
-        name = name.encode() if isinstance(name, str) else name
-        value = value.encode() if isinstance(value, str) else value
-        out += _fcgi_length(len(name)) + _fcgi_length(len(value)) + name + value
-    return out
-
-
-@dataclass
-class FcgiResponse:
-    status: int
-    headers: dict
-    body: bytes
-    app_status: int
-    protocol_status: int
-    stderr: bytes = b""
-
-    def json(self):
-        return json.loads(self.body)
-
-
-def _connect(address, timeout):
-    if isinstance(address, (str, Path)):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        target = str(address)
-    else:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        target = tuple(address)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(target)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _recv_exact(sock, n, deadline):
-    buf = b""
-    while len(buf) < n:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("FastCGI response not complete in time")
-        sock.settimeout(left)
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError(f"connection closed after {len(buf)} of {n} bytes")
-        buf += chunk
-    return buf
-
-
-def fcgi_request(address, params, body=b"", timeout=REQUEST_TIMEOUT_S, request_id=1):
-    """Sends one FastCGI RESPONDER request (keep-conn off) and returns the
-    parsed CGI response. `address`: a unix socket path or (host, port)."""
-    deadline = time.monotonic() + timeout
-    sock = _connect(address, timeout)
-    try:
-        begin = struct.pack(">HB5x", FCGI_RESPONDER, 0)
-        data = _fcgi_record(FCGI_BEGIN_REQUEST, request_id, begin)
-        encoded = fcgi_params(params)
-        if encoded:
-            data += _fcgi_record(FCGI_PARAMS, request_id, encoded)
-        data += _fcgi_record(FCGI_PARAMS, request_id)
-        if body:
-            data += _fcgi_record(FCGI_STDIN, request_id, body)
-        data += _fcgi_record(FCGI_STDIN, request_id)
-        sock.sendall(data)
-
-        stdout, stderr = b"", b""
-        while True:
-            header = _recv_exact(sock, 8, deadline)
-            version, rtype, rid, length, padding = struct.unpack(">BBHHBx", header)
-            assert version == FCGI_VERSION_1, f"FastCGI version {version}"
-            content = _recv_exact(sock, length + padding, deadline)[:length]
-            assert rid == request_id, f"record for request {rid}, not {request_id}"
-            if rtype == FCGI_STDOUT:
-                stdout += content
-            elif rtype == FCGI_STDERR:
-                stderr += content
-            elif rtype == FCGI_END_REQUEST:
-                app_status, protocol_status = struct.unpack(">IB3x", content)
-                break
-            else:
-                raise AssertionError(f"unexpected FastCGI record type {rtype}")
-    finally:
-        sock.close()
-    status, headers, resp_body = parse_cgi_response(stdout)
-    assert "status" in headers, f"no Status: line in {stdout[:300]!r}"
-    return FcgiResponse(status, headers, resp_body, app_status, protocol_status, stderr)
-
-
-def fcgi_http(address, method, path, body=b"", headers=None, request_id=None,
-              content_type="application/json", timeout=REQUEST_TIMEOUT_S):
-    """An HTTP-like request as nginx would pass it: the params nginx's
-    fastcgi_params sets, REQUEST_ID, and each header as HTTP_*."""
-    params = {
-        "GATEWAY_INTERFACE": "CGI/1.1",
-        "SERVER_SOFTWARE": "pytest",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REQUEST_METHOD": method,
-        "REQUEST_URI": path,
-        "DOCUMENT_URI": path.split("?")[0],
-        "SCRIPT_NAME": path.split("?")[0],
-        "QUERY_STRING": path.partition("?")[2],
-        "CONTENT_LENGTH": str(len(body)) if body else "",
-        "CONTENT_TYPE": content_type or "",
-        "REMOTE_ADDR": "127.0.0.1",
-    }
-    if request_id is not None:
-        params["REQUEST_ID"] = request_id
-    for name, value in (headers or {}).items():
-        params["HTTP_" + name.upper().replace("-", "_")] = value
-    return fcgi_request(address, params, body, timeout)
 
 
 def recoup_patch(address, w, title, request_id=None, key=None, extra_headers=None,
@@ -379,17 +228,19 @@ def short_dir():
 
 @pytest.fixture
 def spawn(stack, tmp_path):
-    """spawn(args, stdin=..., address=..., env=...) starts CHATPATCH_BIN in its
+    """spawn(args, stdin=..., address=..., env=..., binary=...) starts
+    CHATPATCH_BIN (or binary) in its
     own session with stderr to a file; everything started is stopped at the
     end (SIGTERM, then SIGKILL to its process group) and its stderr checked
     for sanitizer reports."""
     started = []
 
-    def start(args, stdin=subprocess.DEVNULL, address=None, env=None, umask=-1, keep=()):
+    def start(args, stdin=subprocess.DEVNULL, address=None, env=None, umask=-1, keep=(),
+              binary=None):
         log_path = tmp_path / f"worker-{len(started)}.stderr"
         with open(log_path, "wb") as err:
             proc = subprocess.Popen(
-                [chatpatch_bin(stack), *args],
+                [str(binary or chatpatch_bin(stack)), *args],
                 stdin=stdin,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
