@@ -64,7 +64,10 @@ class Const:
 class Null:
     """SQL NULL: what the engine binds for a condition the request does not
     state (a PATCH without If-Match). pgbench cannot bind NULL, so the
-    ceiling writes it into the statement as a literal (ceiling.py)."""
+    ceiling writes it into the statement as a literal (ceiling.py); value is
+    None, as explain.py writes it."""
+
+    value: object = None
 
 
 @dataclass(frozen=True)

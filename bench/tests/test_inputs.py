@@ -101,6 +101,13 @@ class PgbenchScriptTest(unittest.TestCase):
         self.assertFalse([a for a in args if a.startswith("p3=")])
         self.assertEqual(ceiling.nulls_of(values), [3])
 
+    def test_explain_binds_nulls_as_null(self):
+        import explain
+        values = {1: params.Const("it's"), 2: params.PathParam(0), 3: params.Null()}
+        script = explain.explain(lambda s: s, "x", "SELECT $1::text, $2::text, $3::bigint[]",
+                                 values, ["7"])
+        self.assertIn("EXECUTE s('it''s', '7', NULL);", script)
+
     def test_rotating_ids(self):
         values = {1: params.Const("\\xab"), 2: params.PathParam(0), 3: params.PathParam(1),
                   4: params.Const("true")}
