@@ -39,12 +39,14 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 extern char **environ;
 
 #define MAX_EVENTS         64
 #define MAX_FAILED_ACCEPTS 100
+#define FIRST_REQUEST_S    5 /* a new connection's request must come within */
 /* How long a stopping worker may take for what it accepted and, draining,
  * for the backlog: past the statement timeout of a request in flight, and
  * within the pool's grace before SIGKILL (pool.c). */
@@ -168,11 +170,15 @@ static bool watch(int ep, int fd, uint32_t events, void *ptr)
 
 enum accepted { ACCEPTED, NONE_WAITING, FAILING };
 
-/* Accepts one connection: a worker takes a new connection only when it
- * has nothing else to do, and the others, woken one at a time, take the
- * rest. FAILING when accepting keeps failing (a listener that will not
- * mend: the pool starts a fresh worker). */
-static enum accepted accept_new(int ep, int listen_fd)
+static bool serve_one(struct conn *c, const struct serve_config *config);
+
+/* Accepts one connection and serves its first request at once: a worker
+ * takes a new connection only when it has nothing else to do, the others,
+ * woken one at a time, take the rest, and a worker never waits (and so is
+ * never the one woken) while it holds a connection whose request has yet
+ * to arrive. FAILING when accepting keeps failing (a listener that will
+ * not mend: the pool starts a fresh worker). */
+static enum accepted accept_new(int ep, int listen_fd, const struct serve_config *config)
 {
     int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
@@ -184,9 +190,15 @@ static enum accepted accept_new(int ep, int listen_fd)
         return ++failed_accepts < MAX_FAILED_ACCEPTS ? NONE_WAITING : FAILING;
     }
     failed_accepts = 0;
+    /* The web server sends its request as it connects; a peer that sends
+     * nothing cannot hold the worker for longer than this. */
+    struct timeval patience = {FIRST_REQUEST_S, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
     struct conn *c = conn_new(fd);
     if (!watch(ep, fd, EPOLLIN, c))
         conn_free(c);
+    else
+        serve_one(c, config);
     return ACCEPTED;
 }
 
@@ -264,7 +276,7 @@ static bool serve_events(int ep, int listen_fd, const struct epoll_event *events
             serve_one(ptr, config), served = true; /* a closed one left the set */
     }
     if (listener_ready && (!served || listener_waited || take_new) &&
-        accept_new(ep, listen_fd) == FAILING)
+        accept_new(ep, listen_fd, config) == FAILING)
         return false;
     listener_waited = listener_ready && served && !listener_waited && !take_new;
     return true;
@@ -362,7 +374,8 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
             if (!conns) {
                 /* Draining asks the socket itself rather than wait to be
                  * woken: an empty backlog is the end. */
-                enum accepted got = listening ? accept_new(ep, listen_fd) : NONE_WAITING;
+                enum accepted got =
+                    listening ? accept_new(ep, listen_fd, config) : NONE_WAITING;
                 if (got == FAILING)
                     status = 1;
                 if (got != ACCEPTED)
