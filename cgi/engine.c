@@ -18,6 +18,7 @@
 #include "row.h"
 #include "schema.h"
 #include "sha256.h"
+#include "stats.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -396,6 +397,39 @@ static void serve_health(const struct request *req, struct response *res, long *
     }
 }
 
+/* Whether the client asked for the OpenMetrics text: ?openmetrics, or an
+ * Accept that names application/openmetrics-text (as Prometheus sends). */
+static bool wants_openmetrics(const struct request *req)
+{
+    for (const char *q = req->query; *q;) {
+        size_t n = strcspn(q, "&");
+        size_t name = strcspn(q, "=&");
+        if (name == 11 && strncmp(q, "openmetrics", 11) == 0)
+            return true;
+        q += n + (q[n] == '&');
+    }
+    return req->accept && strcasestr(req->accept, "application/openmetrics-text");
+}
+
+/* GET /status: the pool's figures (stats.c), whichever worker answers. */
+static void serve_status(const struct request *req, struct response *res)
+{
+    struct buf body = {0};
+
+    if (strcmp(req->method, "GET") != 0) {
+        strcpy(res->allow, "GET");
+        response_error(res, SHAPE_GENERIC, 405, NULL, NULL);
+        return;
+    }
+    if (wants_openmetrics(req)) {
+        stats_write_openmetrics(&body, stats_listener_queue());
+        res->content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    } else {
+        stats_write_json(&body, stats_listener_queue());
+    }
+    response_set(res, 200, buf_take(&body, NULL));
+}
+
 void engine_handle(const struct request *req, struct response *res,
                    struct engine_outcome *outcome)
 {
@@ -410,6 +444,9 @@ void engine_handle(const struct request *req, struct response *res,
     if (route.api) {
         outcome->route = route.api->name;
         serve_api(route.api, &route, req, res, &outcome->db_us);
+    } else if (strcmp(route.fixed, ROUTE_STATUS) == 0) {
+        outcome->route = "status";
+        serve_status(req, res);
     } else {
         outcome->route = "health";
         serve_health(req, res, &outcome->db_us);

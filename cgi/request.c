@@ -98,6 +98,18 @@ static char *request_id_from(char *const *envp)
     return id;
 }
 
+/* The query string: what follows '?' in REQUEST_URI, or QUERY_STRING. */
+static const char *query_string(char *const *envp)
+{
+    const char *uri = request_param(envp, "REQUEST_URI");
+    const char *q = uri ? strchr(uri, '?') : NULL;
+
+    if (q)
+        return q + 1;
+    q = request_param(envp, "QUERY_STRING");
+    return q ? q : "";
+}
+
 /* REQUEST_URI is the path as the client sent it (nginx's PATH_INFO would be
  * $uri, already decoded and merged); a CGI host may give PATH_INFO only. */
 static char *raw_path(char *const *envp)
@@ -151,6 +163,8 @@ void request_read(struct request *req, char *const *envp, request_reader read, v
         .cookie = joined_param(envp, "HTTP_COOKIE", "; "),
         .if_match = joined_param(envp, "HTTP_IF_MATCH", ", "),
         .if_none_match = joined_param(envp, "HTTP_IF_NONE_MATCH", ", "),
+        .accept = joined_param(envp, "HTTP_ACCEPT", ", "),
+        .query = query_string(envp),
     };
     if (declared > max_body) {
         /* Say 413 without reading what we would throw away. */
@@ -170,6 +184,7 @@ void request_free(struct request *req)
     free(req->cookie);
     free(req->if_match);
     free(req->if_none_match);
+    free(req->accept);
     free(req->body);
     *req = (struct request){0};
 }

@@ -23,6 +23,8 @@ struct request {
      * list split over lines is one list); NULL when absent. */
     char *if_match;
     char *if_none_match;
+    char *accept;      /* Accept, joined with ", "; NULL when absent */
+    const char *query; /* the query string, without '?' ("" when none) */
     char *body;
     size_t body_len;
     bool body_too_large; /* longer than the limit: the body was not kept */

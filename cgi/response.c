@@ -206,8 +206,11 @@ char *response_format(const struct response *res, const char *request_id, size_t
     buf_add_long(&b, res->status);
     buf_addc(&b, ' ');
     buf_adds(&b, response_reason(res->status));
-    if (content)
-        buf_adds(&b, "\r\nContent-Type: application/json; charset=utf-8");
+    if (content) {
+        buf_adds(&b, "\r\nContent-Type: ");
+        buf_adds(&b, res->content_type ? res->content_type
+                                       : "application/json; charset=utf-8");
+    }
     buf_adds(&b, "\r\nCache-Control: no-store\r\nX-Request-Id: ");
     buf_adds(&b, request_id);
     buf_adds(&b, "\r\n");

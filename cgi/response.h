@@ -43,6 +43,7 @@ struct response {
     const char *extra_headers; /* "Name: value\r\n" lines, or NULL */
     bool retry_after;          /* Retry-After: 1 */
     char headers[512];         /* this answer's own header lines (ETag, CORS), or "" */
+    const char *content_type;  /* NULL: application/json; charset=utf-8 */
 };
 
 const char *response_reason(int status);

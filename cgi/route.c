@@ -70,8 +70,12 @@ bool route_match(const char *path, struct route *out)
     if (!out->buf)
         abort();
     if (path[0] == '/') {
-        if (match_pattern(ROUTE_HEALTH, path + 1, out->buf, out))
-            return true;
+        static const char *const fixed[] = {ROUTE_HEALTH, ROUTE_STATUS};
+        for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+            if (match_pattern(fixed[i], path + 1, out->buf, out)) {
+                out->fixed = fixed[i];
+                return true;
+            }
         for (const struct api_profile *const *api = api_profiles; *api; api++) {
             if (match_pattern((*api)->pattern, path + 1, out->buf, out)) {
                 out->api = *api;

@@ -148,7 +148,8 @@ static void check_match(const char *path)
 
     count = ref_split(path, segs);
     if (count > 0) {
-        if (ref_match(ROUTE_HEALTH, segs, count)) {
+        if (ref_match(ROUTE_HEALTH, segs, count) ||
+            ref_match(ROUTE_STATUS, segs, count)) {
             want_match = true;
         } else {
             for (const struct api_profile *const *api = api_profiles; *api; api++) {
@@ -165,10 +166,11 @@ static void check_match(const char *path)
     CHECK(matched == want_match);
     if (matched) {
         CHECK(r.api == want);
+        CHECK(want ? r.fixed == NULL : r.fixed != NULL);
         CHECK(r.nparams == (want ? want->nparams : 0));
         /* The parameters, in pattern order, are the reference's "{}" segments. */
         size_t k = 0;
-        const char *p = (want ? want->pattern : ROUTE_HEALTH) + 1;
+        const char *p = (want ? want->pattern : r.fixed) + 1;
         for (int i = 0; i < count; i++) {
             const char *slash = strchr(p, '/');
             if (strncmp(p, "{}", 2) == 0 && (p[2] == '/' || p[2] == '\0')) {
