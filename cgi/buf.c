@@ -21,10 +21,9 @@ void buf_reserve(struct buf *b, size_t more)
     b->cap = cap;
 }
 
-void buf_add_long(struct buf *b, long long v)
+const char *buf_format_long(long long v, char digits[BUF_LONG_MAX], size_t *len)
 {
-    char digits[24];
-    size_t n = sizeof digits;
+    size_t n = BUF_LONG_MAX;
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
 
     do {
@@ -33,7 +32,17 @@ void buf_add_long(struct buf *b, long long v)
     } while (u);
     if (v < 0)
         digits[--n] = '-';
-    buf_add(b, digits + n, sizeof digits - n);
+    *len = BUF_LONG_MAX - n;
+    return digits + n;
+}
+
+void buf_add_long(struct buf *b, long long v)
+{
+    char digits[BUF_LONG_MAX];
+    size_t len;
+    const char *text = buf_format_long(v, digits, &len);
+
+    buf_add(b, text, len);
 }
 
 /* Bytes JSON.stringify escapes: '"', '\\' and the control characters. */

@@ -37,6 +37,12 @@ static inline void buf_addc(struct buf *b, char c)
     buf_add(b, &c, 1);
 }
 
+/* A signed decimal number written at the end of digits (no NUL): returns
+ * where it starts, and its length in *len. Faster than printf, which
+ * showed in a request's profile. */
+#define BUF_LONG_MAX 24
+const char *buf_format_long(long long v, char digits[BUF_LONG_MAX], size_t *len);
+
 /* Appends a signed decimal number. */
 void buf_add_long(struct buf *b, long long v);
 

@@ -13,6 +13,7 @@
  * strftime were a visible part of a request's cost. */
 #include "log.h"
 
+#include "buf.h"
 #include "clock.h"
 
 #include <stdbool.h>
@@ -65,17 +66,11 @@ static void adds(struct line *l, const char *s)
 
 static void add_long(struct line *l, long v)
 {
-    char digits[24];
-    size_t n = sizeof digits;
-    unsigned long u = v < 0 ? 0UL - (unsigned long)v : (unsigned long)v;
+    char digits[BUF_LONG_MAX];
+    size_t len;
+    const char *text = buf_format_long(v, digits, &len);
 
-    do {
-        digits[--n] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        digits[--n] = '-';
-    add(l, digits + n, sizeof digits - n);
+    add(l, text, len);
 }
 
 static pid_t pid; /* 0 until first asked, and again in a forked child */
