@@ -13,7 +13,8 @@ from collections import defaultdict
 
 TARGETS = ("ceiling", "chatpatch", "peer")
 SERVER_SIDE = {"ceiling": ("postgres",), "chatpatch": ("nginx", "worker", "postgres"),
-               "peer": ("nginx", "peer", "postgres")}
+               "peer": ("nginx", "peer", "postgres"),
+               "bouncer": ("nginx", "bouncer_pool", "pgbouncer", "postgres")}
 SLOW_MS = 1000  # issue 9: no request answered after more than one second
 ACCEPT_CONC = 32  # the concurrency whose ratios the issue asks for
 TITLES = {"recoup": "Recoup", "neptun": "Neptun", "leanmcp": "LeanMCP"}
@@ -174,6 +175,29 @@ def hostile_table(meta, m, runs):
     return out
 
 
+def bouncer_table(meta, m):
+    """chatpatch through pgbouncer against going direct, same run (issue 12)."""
+    rows = [(api, c) for api in meta["apis"] for c in meta["concurrency"]
+            if m.get((api, "bouncer", c)) and m.get((api, "chatpatch", c))]
+    if not rows:
+        return []
+    out = ["Through pgbouncer (transaction mode, DATABASE_STATEMENTS=unnamed) against direct, same run:",
+           "  CPU us per request: the worker pool, pgbouncer, PostgreSQL, and the server side in all",
+           "  api      conc  direct req/s  bouncer req/s  ratio |  direct: worker postgres server"
+           " | bouncer: worker pgbouncer postgres server"]
+    for api, c in rows:
+        d, b = m[(api, "chatpatch", c)], m[(api, "bouncer", c)]
+        ds = sum(d["us"].get(k, 0) for k in SERVER_SIDE["chatpatch"])
+        bs = sum(b["us"].get(k, 0) for k in SERVER_SIDE["bouncer"])
+        out.append(
+            f"  {api:8} {c:4d}  {fmt(d['rps'], '12.0f'):>12}  {fmt(b['rps'], '13.0f'):>13}"
+            f"  {fmt(ratio(b['rps'], d['rps'])):>5} |  {fmt(d['us'].get('worker'), '6.0f'):>14}"
+            f" {fmt(d['us'].get('postgres'), '8.0f'):>8} {fmt(ds, '6.0f'):>6}"
+            f" | {fmt(b['us'].get('bouncer_pool'), '6.0f'):>15} {fmt(b['us'].get('pgbouncer'), '9.0f'):>9}"
+            f" {fmt(b['us'].get('postgres'), '8.0f'):>8} {fmt(bs, '6.0f'):>6}")
+    return out
+
+
 def acceptance(meta, m, runs):
     """The issue's acceptance points; returns (lines, failed)."""
     problems = [(run_name(r), p) for r in runs for p in run_problems(r)]
@@ -260,6 +284,9 @@ def render(meta, runs):
     hostile = hostile_table(meta, m, runs)
     if hostile:
         body += hostile + [""]
+    bouncer = bouncer_table(meta, m)
+    if bouncer:
+        body += bouncer + [""]
     acc, failed = acceptance(meta, m, runs)
     return "\n".join(head + body + acc) + "\n", failed
 

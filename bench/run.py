@@ -65,12 +65,15 @@ class Config:
         self.hostile = e.get("BENCH_HOSTILE", "1") == "1"
         self.base_url = e["BASE_URL"]
         self.peer_url = e["PEER_URL"]
+        self.bouncer_url = e["BOUNCER_URL"]
         self.sqltext = e["SQLTEXT"]
         self.pgbin = e.get("PGBIN", "/usr/lib/postgresql/15/bin")
         self.pids = {
             "nginx": int(e["NGINX_PID"]),
             "worker": int(e["POOL_PID"]),
             "peer": int(e["PEER_PID"]),
+            "bouncer_pool": int(e["BOUNCER_POOL_PID"]),
+            "pgbouncer": int(e["PGBOUNCER_PID"]),
             "postgres": int(e["POSTMASTER_PID"]),
         }
 
@@ -152,8 +155,8 @@ def wait_pg_children(cfg, count):
         time.sleep(0.05)
 
 
-def max_worker_rss(cfg):
-    return max((procstat.rss_kb(p) for p in procstat.children(cfg.pids["worker"])), default=0)
+def max_worker_rss(cfg, pool="worker"):
+    return max((procstat.rss_kb(p) for p in procstat.children(cfg.pids[pool])), default=0)
 
 
 # ---- the facts of each API ------------------------------------------------------------
@@ -270,6 +273,8 @@ def measure(cfg, run, cmd, out_path, requests_of, table=None):
     requests_of(run, text)
     if run["target"] == "chatpatch":
         run["rss_kb"] = max_worker_rss(cfg)
+    elif run["target"] == "bouncer":
+        run["rss_kb"] = max_worker_rss(cfg, "bouncer_pool")
     elif run["target"] == "peer":
         run["rss_kb"] = procstat.rss_kb(cfg.pids["peer"])
     if table:
@@ -325,14 +330,16 @@ def run_wrk(cfg, run, spec_file, table=None):
     tag = "-".join(str(run[k]) for k in ("target", "api") if k in run)
     tag += "".join(f"-{run[k]}" for k in ("body", "credential") if k in run)
     tag += f"-c{conc}-r{run['round']}"
-    url = cfg.base_url if run["target"] == "chatpatch" else cfg.peer_url
+    url = {"chatpatch": cfg.base_url, "peer": cfg.peer_url, "bouncer": cfg.bouncer_url}[run["target"]]
     cmd = wrkrun.command(url, spec_file, conc, cfg.threads, run["seconds"], cfg.timeout,
                          os.path.join(cfg.root, "bench", "bench.lua"))
     return measure(cfg, run, cmd, os.path.join(cfg.raw, f"{tag}.txt"), wrk_result, table)
 
 
 def targets(name):
-    return ["chatpatch", "peer"] if params.APIS[name].peer else ["chatpatch"]
+    """What runs after the ceiling: chatpatch, the Node peer where there is
+    one, and chatpatch through pgbouncer (transaction mode)."""
+    return ["chatpatch", *(["peer"] if params.APIS[name].peer else []), "bouncer"]
 
 
 WARMUP_CONCURRENCY = 8
@@ -429,7 +436,7 @@ def main():
         for name in [n for n in cfg.apis if n in ("recoup", "leanmcp")]:
             for body in hostile.BODIES:
                 for cred in ("unknown", "good"):
-                    for target in targets(name):
+                    for target in [t for t in targets(name) if t != "bouncer"]:
                         run = {"kind": "hostile", "api": name, "target": target, "body": body,
                                "credential": cred, "conc": cfg.hostile_conc, "round": rnd,
                                "seconds": seconds, "expected_status": 401 if cred == "unknown" else 400}

@@ -67,18 +67,26 @@ mkdir -p "$STACK_DIR/nginx/conf.d"
 sed -e "s|@PEER_PORT@|$PEER_PORT|g" -e "s|@PEER_SOCKET@|$PEER_SOCKET|g" \
     -e "s|@MAX_BODY@|$MAX_BODY|g" -e "s|@KEEPALIVE@|$max_conc|g" \
     bench/peer/nginx.conf >"$STACK_DIR/nginx/conf.d/bench-peer.conf"
+# pgbouncer runs in the stack, the stack's pool connecting directly; a
+# second pool of the same size goes through it (below), for the cost of
+# the pooler against going direct.
+export PGBOUNCER=1 WORKERS_VIA_PGBOUNCER=0 PGBOUNCER_PORT
+PGBOUNCER_PORT=$(free_port)
+BOUNCER_PORT=$(free_port)
+BOUNCER_SOCKET=$STACK_DIR/run/bouncer.sock
 # The ceiling opens as many connections as the highest concurrency, beside
-# the pool's and the peer's.
-PG_EXTRA_CONF="max_connections = $((max_conc + 2 * WORKERS + 20))
+# the pools', pgbouncer's and the peer's.
+PG_EXTRA_CONF="max_connections = $((max_conc + 4 * WORKERS + 40))
 ${PG_EXTRA_CONF:-}"
 
 peer_pid=''
-run_pid=''
+bouncer_pid=''
+run_pid=''''
 # (Called by the trap that private_stack_init sets.)
 # shellcheck disable=SC2317
 stop_bench() {
     local pid
-    for pid in "$run_pid" "$peer_pid"; do
+    for pid in "$run_pid" "$peer_pid" "$bouncer_pid"; do
         [ -n "$pid" ] || continue
         kill -TERM "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
@@ -108,10 +116,46 @@ for ((i = 0; i < 100; i++)); do
 done
 [ "$i" -lt 100 ] || { cat "$OUT/raw/peer.log" >&2; die "the peer did not answer through nginx in 10 s"; }
 
+# ---- a second pool, through pgbouncer ---------------------------------------------------
+# Its own socket, and a server of its own in the stack's nginx on
+# BOUNCER_PORT: the stack's rendered snippet, pointed at that socket.
+
+log "starting $WORKERS workers through pgbouncer on $BOUNCER_SOCKET"
+DATABASE_URL="postgresql://chatpatch_worker@/$PGDATABASE?host=$PGHOST&port=$PGBOUNCER_PORT" \
+    DATABASE_STATEMENTS=unnamed setsid "$CHATPATCH_BIN" --listen "$BOUNCER_SOCKET" \
+    --workers "$WORKERS" --socket-mode 0660 --socket-group "$([ "$(id -u)" = 0 ] && echo nogroup || id -gn)" \
+    --max-body "$MAX_BODY" \
+    </dev/null >"$OUT/raw/bouncer-pool.log" 2>&1 &
+bouncer_pid=$!
+sed -e "s|unix:$STACK_DIR/run/chatpatch.sock|unix:$BOUNCER_SOCKET|g" \
+    "$STACK_DIR/nginx/chatpatch.conf" >"$STACK_DIR/nginx/bouncer-snippet.conf"
+grep -q "$BOUNCER_SOCKET" "$STACK_DIR/nginx/bouncer-snippet.conf" ||
+    die "the stack's nginx snippet names no unix socket to point at the second pool"
+cat >"$STACK_DIR/nginx/conf.d/bench-bouncer.conf" <<CONF
+server {
+    listen 127.0.0.1:$BOUNCER_PORT;
+    server_name _;
+    client_max_body_size $MAX_BODY;
+    client_body_buffer_size $MAX_BODY;
+    include $STACK_DIR/nginx/bouncer-snippet.conf;
+}
+CONF
+nginx -p "$STACK_DIR/nginx" -c "$STACK_DIR/nginx/nginx.conf" -s reload ||
+    die "nginx did not take the second pool's server"
+BOUNCER_URL=http://127.0.0.1:$BOUNCER_PORT
+for ((i = 0; i < 100; i++)); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$BOUNCER_URL/healthz" || true)" = 200 ] && break
+    kill -0 "$bouncer_pid" 2>/dev/null || { cat "$OUT/raw/bouncer-pool.log" >&2; die "the pool through pgbouncer exited"; }
+    sleep 0.1
+done
+[ "$i" -lt 100 ] || { cat "$OUT/raw/bouncer-pool.log" >&2; die "the pool through pgbouncer did not answer in 10 s"; }
+
 # ---- the measurements ----------------------------------------------------------------
 
 ROOT=$ROOT BENCH_OUT=$OUT SQLTEXT=$SQLTEXT PGBIN=$PGBIN WORKERS=$WORKERS \
     BENCH_CONCURRENCY=$BENCH_CONCURRENCY BASE_URL=$BASE_URL PEER_URL=$PEER_URL \
+    BOUNCER_URL=$BOUNCER_URL BOUNCER_POOL_PID=$bouncer_pid \
+    PGBOUNCER_PID=$(head -n 1 "$STACK_DIR/run/pgbouncer.pid") \
     NGINX_PID=$(head -n 1 "$STACK_DIR/run/nginx.pid") POOL_PID=$(head -n 1 "$CHATPATCH_PIDFILE") \
     POSTMASTER_PID=$(head -n 1 "$STACK_DIR/pg/postmaster.pid") PEER_PID=$peer_pid \
     PGHOST=$PGHOST PGPORT=$PGPORT PGUSER=$PGUSER PGDATABASE=$PGDATABASE \

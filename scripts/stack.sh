@@ -23,6 +23,9 @@
 #                                  statements); stack.env still names
 #                                  PostgreSQL itself
 #   PGBOUNCER_PORT PGPORT + 1      pgbouncer's port (unix socket only)
+#   WORKERS_VIA_PGBOUNCER PGBOUNCER  0 with PGBOUNCER=1: pgbouncer runs, but
+#                                  the workers connect directly (make bench
+#                                  starts a second pool through it)
 #   WORKERS_DATABASE_URL ""        the workers' DATABASE_URL instead of the
 #                                  stack's own PostgreSQL (or pgbouncer),
 #                                  e.g. a primary and a standby with
@@ -53,6 +56,7 @@ PORT=${PORT:-8080}
 PGPORT=${PGPORT:-55432}
 PGBOUNCER=${PGBOUNCER:-0}
 PGBOUNCER_PORT=${PGBOUNCER_PORT:-$((PGPORT + 1))}
+WORKERS_VIA_PGBOUNCER=${WORKERS_VIA_PGBOUNCER:-$PGBOUNCER}
 WORKERS=${WORKERS:-4}
 CHATPATCH_BIN=${CHATPATCH_BIN:-$ROOT/build/chatpatch}
 CHATPATCH_ARGS=${CHATPATCH_ARGS:-}
@@ -293,7 +297,7 @@ stop_pgbouncer() {
 workers_database_url() {
     if [ -n "${WORKERS_DATABASE_URL:-}" ]; then
         echo "$WORKERS_DATABASE_URL"
-    elif [ "$PGBOUNCER" = 1 ]; then
+    elif [ "$WORKERS_VIA_PGBOUNCER" = 1 ]; then
         database_url "$WORKER_ROLE" "$PGBOUNCER_PORT"
     else
         database_url "$WORKER_ROLE"
@@ -317,7 +321,7 @@ start_workers() {
     # `make run` reaches only this script (which stops the pool in order),
     # and `down` can kill the whole group if the parent does not exit.
     # Only nginx's workers (their group) may connect to the socket.
-    DATABASE_URL=$(workers_database_url) DATABASE_STATEMENTS=$([ "$PGBOUNCER" = 1 ] &&
+    DATABASE_URL=$(workers_database_url) DATABASE_STATEMENTS=$([ "$WORKERS_VIA_PGBOUNCER" = 1 ] &&
         echo unnamed || echo prepared) setsid "$CHATPATCH_BIN" \
         --listen "$SOCKET" --workers "$WORKERS" \
         --socket-mode 0660 --socket-group "$NGINX_GROUP" \
@@ -362,6 +366,8 @@ check_knobs() {
     # nginx's own bound for limit_conn.
     [ "$LIMIT_CONN" -le 65535 ] || die "LIMIT_CONN must be at most 65535, not '$LIMIT_CONN'"
     [[ $PGBOUNCER =~ ^[01]$ ]] || die "PGBOUNCER must be 0 or 1, not '$PGBOUNCER'"
+    [[ $WORKERS_VIA_PGBOUNCER =~ ^[01]$ ]] && [ "$WORKERS_VIA_PGBOUNCER" -le "$PGBOUNCER" ] ||
+        die "WORKERS_VIA_PGBOUNCER must be 0, or 1 with PGBOUNCER=1"
 }
 
 
