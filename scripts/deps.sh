@@ -36,5 +36,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "deps.sh: installing ${wanted[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null
+# Several make targets may install at once (parallel jobs, a second checkout):
+# wait for dpkg's lock rather than fail on it.
+apt_wait=(-o DPkg::Lock::Timeout=600)
+apt-get "${apt_wait[@]}" update -qq
+apt-get "${apt_wait[@]}" install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null
