@@ -194,11 +194,11 @@ static enum accepted accept_new(int ep, int listen_fd, const struct serve_config
      * nothing cannot hold the worker for longer than this. */
     struct timeval patience = {FIRST_REQUEST_S, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
+    /* Watched only once it outlives its first request: a web server that
+     * does not keep connections (the nginx snippet) costs no epoll_ctl. */
     struct conn *c = conn_new(fd);
-    if (!watch(ep, fd, EPOLLIN, c))
+    if (serve_one(c, config) && !watch(ep, fd, EPOLLIN, c))
         conn_free(c);
-    else
-        serve_one(c, config);
     return ACCEPTED;
 }
 
