@@ -39,6 +39,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+import openapi_check
+
 REPO = Path(__file__).resolve().parents[2]
 STACK_SH = REPO / "scripts" / "stack.sh"
 DEFAULT_BIN = REPO / "build" / "asan" / "chatpatch"
@@ -227,8 +229,22 @@ def base_url(stack):
 
 @pytest.fixture(scope="session")
 def http(base_url):
-    with httpx.Client(base_url=base_url, timeout=15) as client:
+    """The tests' client; every answer it gets is checked against
+    docs/openapi.yaml (openapi_check.py)."""
+    hooks = {"response": [openapi_check.check_httpx_response]}
+    with httpx.Client(base_url=base_url, timeout=15, event_hooks=hooks) as client:
         yield client
+
+
+@pytest.fixture(autouse=True)
+def _answers_as_documented():
+    """Fails the test that received an answer docs/openapi.yaml does not
+    describe, also when a thread of the test received it."""
+    openapi_check.take_mismatches()
+    yield
+    mismatches = openapi_check.take_mismatches()
+    if mismatches:
+        pytest.fail("answers not as docs/openapi.yaml says:\n" + "\n".join(mismatches[:20]))
 
 
 @pytest.fixture(scope="session")
