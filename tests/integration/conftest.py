@@ -231,8 +231,7 @@ def base_url(stack):
 def http(base_url):
     """The tests' client; every answer it gets is checked against
     docs/openapi.yaml (openapi_check.py)."""
-    hooks = {"response": [openapi_check.check_httpx_response]}
-    with httpx.Client(base_url=base_url, timeout=15, event_hooks=hooks) as client:
+    with httpx.Client(base_url=base_url, timeout=15, event_hooks=openapi_check.EVENT_HOOKS) as client:
         yield client
 
 
@@ -317,7 +316,8 @@ def run_cgi(stack, method, path, headers=None, body=b"", content_type="applicati
 
     The body goes in through a pipe (not a socket), as a CGI host gives it.
     Headers come back as a dict with lower-cased names. A sanitizer report on
-    stderr fails the calling test.
+    stderr, or an answer docs/openapi.yaml does not describe, fails the
+    calling test.
     """
     env = {k: os.environ[k] for k in ("PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
                                       "LANG", "LC_ALL") if k in os.environ}
@@ -348,7 +348,9 @@ def run_cgi(stack, method, path, headers=None, body=b"", content_type="applicati
     err = proc.stderr.decode(errors="replace")
     assert not SANITIZER_RE.search(err), f"sanitizer report from CGI run:\n{err[-4000:]}"
     assert proc.returncode == 0, f"CGI run exited {proc.returncode}; stderr:\n{err[-2000:]}"
-    return parse_cgi_response(proc.stdout)
+    status, headers, out = parse_cgi_response(proc.stdout)
+    openapi_check.check_cgi(method, path + ("?" + query if query else ""), status, headers, out)
+    return status, headers, out
 
 
 def parse_cgi_response(out):

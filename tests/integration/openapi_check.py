@@ -17,8 +17,9 @@ differs from the document (an empty list when it fits):
     (JSON Schema 2020-12, python3-jsonschema) accepts. A HEAD answer has no
     body to check.
 
-conftest.py hooks check_httpx_response() on the session's `http` client and
-helpers.raw_exchange() calls check_raw(); a mismatch raises OpenAPIMismatch
+conftest.py hooks check_httpx_response() on the session's `http` client (and
+the tests' other httpx clients take EVENT_HOOKS), helpers.raw_exchange()
+calls check_raw(); a mismatch raises OpenAPIMismatch
 in the test that received the answer, and is also kept (take_mismatches())
 so that one raised in a thread of the test still fails it.
 """
@@ -189,9 +190,19 @@ def check_httpx_response(response):
                   response.headers.multi_items(), response.content))
 
 
+# For httpx.Client(event_hooks=...): every client of the tests takes these.
+EVENT_HOOKS = {"response": [check_httpx_response]}
+
+
 def check_raw(method, target, answer):
     """helpers.RawAnswer of a request written byte for byte."""
     _report(check(method, target, answer.status, answer.headers, answer.body))
+
+
+def check_cgi(method, target, status, headers, body):
+    """A CGI response (conftest.run_cgi, fcgi_client.fcgi_http): the worker's
+    own answer, without nginx; `headers` a dict with lower-cased names."""
+    _report(check(method, target, status, list(headers.items()), body))
 
 
 def take_mismatches():
