@@ -37,7 +37,7 @@ openapi-lint: $(OPENAPI_DIR)/node_modules/.package-lock.json
 	$(REDOCLY_ENV) $(REDOCLY) lint --config $(OPENAPI_DIR)/redocly.yaml \
 	    --max-problems 1000 $(OPENAPI_DOC)
 
-test-openapi: openapi-lint build/openapi/profiles | deps-openapi
+test-openapi: openapi-lint build/openapi/profiles build/chatpatch | deps-openapi
 	$(PYTEST) -q -p no:cacheprovider $(OPENAPI_DIR)/test_document.py
 
 openapi-html: $(OPENAPI_DIR)/node_modules/.package-lock.json | build/openapi/

@@ -2,10 +2,10 @@
  * as one JSON object, so that tests/openapi/test_document.py can compare
  * docs/openapi.yaml with the facts the worker itself holds: routes, methods
  * and their success statuses, Allow, parameter types, body fields and their
- * rules, every step's status and message, the 413 and 415 messages, the
- * representation's keys and types, and CORS.
+ * rules and nesting depth, every step's status and message, the 413 and
+ * 415 messages, the representation's keys and types, and CORS.
  *
- *   profiles    {"apis":[{"name":..., "pattern":..., ...}, ...]}
+ *   profiles    {"max_depth":N,"apis":[{"name":..., "pattern":..., ...}, ...]}
  *
  * Built by mk/openapi.mk against the worker's own objects; it opens no
  * database and no socket. */
@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "decide.h"
 #include "response.h"
+#include "schema.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -132,7 +133,9 @@ int main(void)
 {
     struct buf out = {0};
 
-    buf_adds(&out, "{\"apis\":[");
+    buf_adds(&out, "{\"max_depth\":");
+    buf_add_long(&out, SCHEMA_MAX_DEPTH);
+    buf_adds(&out, ",\"apis\":[");
     for (const struct api_profile *const *api = api_profiles; *api; api++) {
         if (api != api_profiles)
             buf_addc(&out, ',');

@@ -1,12 +1,13 @@
 """docs/openapi.yaml against the worker's own profiles, and the validator
 the integration tests use (tests/integration/openapi_check.py) against
 answers that must fail it. Run by `make test-openapi`, which builds
-build/openapi/profiles (tests/openapi/profiles.c: the profiles as JSON) first.
-No stack needed.
+build/openapi/profiles (tests/openapi/profiles.c: the profiles as JSON) and
+build/chatpatch (its --help) first. No stack needed.
 """
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,14 +24,18 @@ DOC = openapi_check.Document()
 SPEC = DOC.doc
 
 
-def profiles():
-    if not PROFILES_BIN.exists():
-        pytest.fail(f"{PROFILES_BIN} is missing: run make test-openapi", pytrace=False)
-    out = subprocess.run([str(PROFILES_BIN)], capture_output=True, check=True).stdout
-    return json.loads(out)["apis"]
+WORKER_BIN = Path(os.environ.get("CHATPATCH_BIN", REPO / "build" / "chatpatch"))
+NGINX_SNIPPET = REPO / "nginx" / "chatpatch.conf"
 
 
-APIS = profiles()
+def run(binary, *args):
+    if not binary.exists():
+        pytest.fail(f"{binary} is missing: run make test-openapi", pytrace=False)
+    return subprocess.run([str(binary), *args], capture_output=True, check=True, text=True).stdout
+
+
+PROFILES = json.loads(run(PROFILES_BIN))
+APIS = PROFILES["apis"]
 
 
 def api_ids():
@@ -146,6 +151,20 @@ def test_body_fields(api):
         assert ("null" in types) == f["nullable"], f
         if f["type"] == "string":
             assert (prop.get("pattern") == "\\S") == (not f["may_be_empty"]), f
+
+
+@pytest.mark.parametrize("api", APIS, ids=api_ids())
+def test_body_limits(api):
+    """The size limit is the worker's default --max-body (its --help) and
+    nginx's client_max_body_size in every location of the snippet; the
+    depth is the schema checker's."""
+    _, item = path_item(api)
+    body = item["patch"]["requestBody"]
+    (default,) = re.findall(r"--max-body=BYTES.*?\(default (\d+)", run(WORKER_BIN, "--help"), re.S)
+    assert body["x-max-bytes"] == int(default)
+    sizes = set(re.findall(r"client_max_body_size (\d+)k;", NGINX_SNIPPET.read_text()))
+    assert sizes and {int(s) * 1024 for s in sizes} == {body["x-max-bytes"]}, sizes
+    assert body["x-max-depth"] == PROFILES["max_depth"]
 
 
 @pytest.mark.parametrize("api", APIS, ids=api_ids())
