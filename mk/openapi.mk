@@ -21,9 +21,9 @@ REDOCLY_ENV  := REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true
 test: test-openapi
 
 # Node.js and npm (Debian's when none is on the PATH), and what the tests
-# import (python3-yaml, python3-jsonschema, pytest: the test group).
+# import (python3-yaml, python3-jsonschema, pytest): deps.sh's openapi group.
 deps-openapi:
-	@bash scripts/deps.sh build test bench
+	@bash scripts/deps.sh build openapi
 
 # The linter's packages, exactly as locked; again only when the lock changes.
 $(OPENAPI_DIR)/node_modules/.package-lock.json: $(OPENAPI_DIR)/package-lock.json $(OPENAPI_DIR)/package.json | deps-openapi

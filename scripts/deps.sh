@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, only when missing.
-# Usage: scripts/deps.sh GROUP...   (build, test, run, fuzz, bench, memcheck, man)
+# Usage: scripts/deps.sh GROUP...   (build, test, run, fuzz, bench, memcheck, man, openapi)
 # A package written PACKAGE:COMMAND counts as present when COMMAND is on the
 # PATH too: Node.js from another source (such as one that bundles npm) must
 # not be replaced by Debian's.
@@ -14,6 +14,7 @@ declare -A group=(
     [memcheck]="valgrind"
     [man]="help2man man-db groff-base"
     [bench]="wrk postgresql-15 procps gnuplot-nox nodejs:node npm:npm"
+    [openapi]="nodejs:node npm:npm python3-pytest python3-yaml python3-jsonschema"
 )
 
 wanted=()
