@@ -174,7 +174,9 @@ def fcgi_http(address, method, path, body=b"", headers=None, request_id=None,
         params["HTTP_" + name.upper().replace("-", "_")] = value
     params.update(extra_params or {})
     resp = fcgi_request(address, params, body, timeout)
-    target = path.decode("latin-1") if isinstance(path, bytes) else path
-    verb = method.decode("latin-1") if isinstance(method, bytes) else method
+    # What the worker was given, extra_params included.
+    verb = params.get("REQUEST_METHOD") or ""
+    target = params.get("REQUEST_URI") or params.get("PATH_INFO") or ""
+    verb, target = (v.decode("latin-1") if isinstance(v, bytes) else v for v in (verb, target))
     openapi_check.check_cgi(verb, target, resp.status, resp.headers, resp.body)
     return resp
