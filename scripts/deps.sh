@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, only when missing.
-# Usage: scripts/deps.sh GROUP...   (build, test, run, fuzz, bench, memcheck, man)
+# Usage: scripts/deps.sh GROUP...   (build, test, run, fuzz, bench, memcheck, man, openapi)
 # A package written PACKAGE:COMMAND counts as present when COMMAND is on the
 # PATH too: Node.js from another source (such as one that bundles npm) must
 # not be replaced by Debian's.
@@ -9,11 +9,12 @@ set -euo pipefail
 declare -A group=(
     [build]="gcc make pkg-config libfcgi-dev libpq-dev"
     [run]="postgresql-15 postgresql-client-15 nginx curl procps pgbouncer"
-    [test]="libcmocka-dev python3-pytest python3-httpx python3-psycopg python3-pydantic clang libclang-rt-14-dev libjson-c-dev systemd iproute2 help2man man-db groff-base chromium"
+    [test]="libcmocka-dev python3-pytest python3-httpx python3-psycopg python3-pydantic python3-jsonschema python3-yaml clang libclang-rt-14-dev libjson-c-dev systemd iproute2 help2man man-db groff-base chromium"
     [fuzz]="clang libclang-rt-14-dev libjson-c-dev"
     [memcheck]="valgrind"
     [man]="help2man man-db groff-base"
     [bench]="wrk postgresql-15 procps gnuplot-nox nodejs:node npm:npm"
+    [openapi]="nodejs:node npm:npm python3-pytest python3-yaml python3-jsonschema"
 )
 
 wanted=()

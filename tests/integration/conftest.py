@@ -39,6 +39,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+import openapi_check
+
 REPO = Path(__file__).resolve().parents[2]
 STACK_SH = REPO / "scripts" / "stack.sh"
 DEFAULT_BIN = REPO / "build" / "asan" / "chatpatch"
@@ -227,8 +229,21 @@ def base_url(stack):
 
 @pytest.fixture(scope="session")
 def http(base_url):
-    with httpx.Client(base_url=base_url, timeout=15) as client:
+    """The tests' client; every answer it gets is checked against
+    docs/openapi.yaml (openapi_check.py)."""
+    with httpx.Client(base_url=base_url, timeout=15, event_hooks=openapi_check.EVENT_HOOKS) as client:
         yield client
+
+
+@pytest.fixture(autouse=True)
+def _answers_as_documented():
+    """Fails the test that received an answer docs/openapi.yaml does not
+    describe, also when a thread of the test received it."""
+    openapi_check.take_mismatches()
+    yield
+    mismatches = openapi_check.take_mismatches()
+    if mismatches:
+        pytest.fail("answers not as docs/openapi.yaml says:\n" + "\n".join(mismatches[:20]))
 
 
 @pytest.fixture(scope="session")
@@ -301,7 +316,8 @@ def run_cgi(stack, method, path, headers=None, body=b"", content_type="applicati
 
     The body goes in through a pipe (not a socket), as a CGI host gives it.
     Headers come back as a dict with lower-cased names. A sanitizer report on
-    stderr fails the calling test.
+    stderr, or an answer docs/openapi.yaml does not describe, fails the
+    calling test.
     """
     env = {k: os.environ[k] for k in ("PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
                                       "LANG", "LC_ALL") if k in os.environ}
@@ -332,7 +348,9 @@ def run_cgi(stack, method, path, headers=None, body=b"", content_type="applicati
     err = proc.stderr.decode(errors="replace")
     assert not SANITIZER_RE.search(err), f"sanitizer report from CGI run:\n{err[-4000:]}"
     assert proc.returncode == 0, f"CGI run exited {proc.returncode}; stderr:\n{err[-2000:]}"
-    return parse_cgi_response(proc.stdout)
+    status, headers, out = parse_cgi_response(proc.stdout)
+    openapi_check.check_cgi(method, path + ("?" + query if query else ""), status, headers, out)
+    return status, headers, out
 
 
 def parse_cgi_response(out):

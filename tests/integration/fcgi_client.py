@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import openapi_check
 from conftest import parse_cgi_response
 
 REQUEST_TIMEOUT_S = 15.0
@@ -152,7 +153,8 @@ def fcgi_http(address, method, path, body=b"", headers=None, request_id=None,
               content_type="application/json", timeout=REQUEST_TIMEOUT_S, extra_params=None):
     """An HTTP-like request as nginx would pass it: the params nginx's
     fastcgi_params sets, REQUEST_ID, each header as HTTP_*, then
-    `extra_params` (which may replace any of them). Values may be bytes."""
+    `extra_params` (which may replace any of them). Values may be bytes.
+    The answer is checked against docs/openapi.yaml (openapi_check.py)."""
     params = {
         "GATEWAY_INTERFACE": "CGI/1.1",
         "SERVER_SOFTWARE": "pytest",
@@ -171,4 +173,10 @@ def fcgi_http(address, method, path, body=b"", headers=None, request_id=None,
     for name, value in (headers or {}).items():
         params["HTTP_" + name.upper().replace("-", "_")] = value
     params.update(extra_params or {})
-    return fcgi_request(address, params, body, timeout)
+    resp = fcgi_request(address, params, body, timeout)
+    # What the worker was given, extra_params included.
+    verb = params.get("REQUEST_METHOD") or ""
+    target = params.get("REQUEST_URI") or params.get("PATH_INFO") or ""
+    verb, target = (v.decode("latin-1") if isinstance(v, bytes) else v for v in (verb, target))
+    openapi_check.check_cgi(verb, target, resp.status, resp.headers, resp.body)
+    return resp

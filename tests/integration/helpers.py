@@ -13,6 +13,7 @@ import socket
 from datetime import timedelta, timezone
 from urllib.parse import urlsplit
 
+import openapi_check
 from conftest import REQUEST_ID_RE, TIMESTAMP_RE, json_body
 
 # ---- tables ---------------------------------------------------------------------------
@@ -180,7 +181,7 @@ def raw_connect(base_url, source=None, timeout=10):
 def raw_exchange(base_url, method, target, headers=(), body=b"", source=None, timeout=15):
     """One request written byte for byte (the target is not re-quoted; Host,
     Connection: close and Content-Length, unless `headers` has one, are
-    added), read to EOF; a RawAnswer."""
+    added), read to EOF; a RawAnswer, checked against docs/openapi.yaml."""
     host = urlsplit(base_url).netloc
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Connection: close"]
     lines += [f"{k}: {v}" for k, v in headers]
@@ -195,7 +196,9 @@ def raw_exchange(base_url, method, target, headers=(), body=b"", source=None, ti
             if not chunk:
                 break
             data += chunk
-    return parse_http_answer(data, head_request=method == "HEAD")
+    answer = parse_http_answer(data, head_request=method == "HEAD")
+    openapi_check.check_raw(method, target, answer)
+    return answer
 
 
 def assert_raw_json(answer, status, body):

@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import openapi_check
 from conftest import (
     TEST_STACK_LIMITS,
     _parse_stack_env,
@@ -329,7 +330,8 @@ def test_request_rate_per_client(stack, db, recoup_chat):
 
     def flood(n):
         try:
-            with httpx.Client(base_url=base_url, timeout=30) as client:
+            with httpx.Client(base_url=base_url, timeout=30,
+                              event_hooks=openapi_check.EVENT_HOOKS) as client:
                 i = 0
                 while not stop.is_set():
                     title = f"rate {n} {i}"
@@ -354,7 +356,8 @@ def test_request_rate_per_client(stack, db, recoup_chat):
         while not any(r[0] == 429 for r in list(results)) and time.monotonic() < deadline:
             time.sleep(0.01)
         transport = httpx.HTTPTransport(local_address=OTHER_CLIENT)
-        with httpx.Client(base_url=base_url, timeout=30, transport=transport) as client:
+        with httpx.Client(base_url=base_url, timeout=30, transport=transport,
+                          event_hooks=openapi_check.EVENT_HOOKS) as client:
             for i in range(5):
                 resp = client.patch(recoup_path(session, chat2), content=('{"title":"other %d"}' % i),
                                     headers={"content-type": "application/json", "x-api-key": key})

@@ -35,6 +35,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+import openapi_check
 from conftest import (
     TIMESTAMP_RE,
     _parse_stack_env,
@@ -621,7 +622,8 @@ def test_many_clients_few_workers_none_stranded(stack, db):
     results = [[] for _ in range(clients)]
 
     def client(c):
-        with httpx.Client(base_url=stack["BASE_URL"], timeout=20) as http:
+        with httpx.Client(base_url=stack["BASE_URL"], timeout=20,
+                          event_hooks=openapi_check.EVENT_HOOKS) as http:
             try:
                 barrier.wait()
             except threading.BrokenBarrierError:

@@ -37,6 +37,7 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg.types.string import TextLoader
 
+import openapi_check
 from conftest import (
     REQUEST_ID_RE,
     _uid,
@@ -290,7 +291,8 @@ def patch_behind_lock(stack, db, holder_statements, request, expected_row):
 
         def run():
             try:
-                with httpx.Client(base_url=stack["BASE_URL"], timeout=ANSWER_BOUND_S + 5) as c:
+                with httpx.Client(base_url=stack["BASE_URL"], timeout=ANSWER_BOUND_S + 5,
+                                  event_hooks=openapi_check.EVENT_HOOKS) as c:
                     result["resp"] = request(c)
             except Exception as e:  # reported by the main thread
                 result["error"] = e

@@ -15,6 +15,7 @@ import threading
 import httpx
 import pytest
 
+import openapi_check
 from chats import (APIS, FIELD, error, make_chat, missing_chat_message, other_chat_status,
                    precondition_failed)
 from conftest import assert_json_headers, assert_json_response, pg_log_window, run_cgi, REQUEST_ID_RE
@@ -190,7 +191,8 @@ def test_50_parallel_patches_with_the_same_if_match_one_wins(base_url, db, chat)
     def one(i):
         # Five source addresses: nginx allows 32 requests in progress per address.
         transport = httpx.HTTPTransport(local_address=f"127.0.0.{2 + i % 5}")
-        with httpx.Client(base_url=base_url, timeout=30, transport=transport) as client:
+        with httpx.Client(base_url=base_url, timeout=30, transport=transport,
+                          event_hooks=openapi_check.EVENT_HOOKS) as client:
             start.wait()
             results[i] = chat.patch(client, f"Racer {i}", {"if-match": etag})
 
