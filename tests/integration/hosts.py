@@ -173,7 +173,7 @@ class Apache(Host):
     file, port and logs under work_dir, in the foreground; as root its
     children run as nobody. Subclasses add the part that reaches chatpatch."""
 
-    modules = ["mpm_event", "authz_core", "mime", "rewrite", "headers", "unique_id", "alias"]
+    modules = ["mpm_event", "authz_core", "mime", "dir", "rewrite", "headers", "unique_id", "alias"]
     # mod_unique_id's UNIQUE_ID (27 characters of [A-Za-z0-9@-]), which the
     # workers echo and log as their request id.
     request_id_re = re.compile(r"^[A-Za-z0-9@_-]{20,64}$")
