@@ -126,6 +126,10 @@ class Host:
     def log_files(self):
         return []
 
+    def access_log(self):
+        """The log in which each request's id appears as id=<X-Request-Id>."""
+        raise NotImplementedError
+
     def logs(self):
         return "\n".join(f"---- {p} (tail) ----\n{tail(p)}" for p in self.log_files())
 
@@ -160,6 +164,9 @@ class Nginx(Host):
 
     def stop(self):
         pass
+
+    def access_log(self):
+        return Path(self.stack["STACK_DIR"]) / "log" / "nginx-access.log"
 
 
 # ---- Apache --------------------------------------------------------------------------
@@ -210,8 +217,11 @@ class Apache(Host):
         return "\n".join(lines + [self.site()]) + "\n"
 
     def log_files(self):
-        return [self.work_dir / "log" / "error.log", self.work_dir / "log" / "access.log",
+        return [self.work_dir / "log" / "error.log", self.access_log(),
                 self.work_dir / f"{self.name}.out"]
+
+    def access_log(self):
+        return self.work_dir / "log" / "access.log"
 
     def start(self):
         for d in ("run", "log"):
@@ -306,6 +316,12 @@ class ApacheProxyFcgi(Apache):
             .replace("<VirtualHost *:80>", f"<VirtualHost 127.0.0.1:{self.port}>")
             .replace("${APACHE_LOG_DIR}", f"{w}/log")
         )
+
+    def access_log(self):
+        return self.work_dir / "log" / "chatpatch-access.log"
+
+    def log_files(self):
+        return super().log_files() + [self.work_dir / "log" / "chatpatch-error.log"]
 
 
 # The registry: CHATPATCH_HOST names one of these.
