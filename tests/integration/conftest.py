@@ -26,7 +26,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -35,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import hosts
 import psycopg
 import pytest
 from psycopg.rows import dict_row
@@ -58,7 +58,8 @@ PG_EXTRA_CONF = "\n".join(
 )
 TEST_APP_NAME = "chatpatch-tests"
 
-REQUEST_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+# nginx's $request_id; behind another host, that host's id (hosts.py).
+REQUEST_ID_RE = hosts.request_id_re()
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 SANITIZER_RE = re.compile(
     r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer"
@@ -68,18 +69,8 @@ SANITIZER_RE = re.compile(
 # ---- the stack ---------------------------------------------------------------
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _tail(path, lines=60):
-    try:
-        text = Path(path).read_text(errors="replace")
-    except OSError as e:
-        return f"<{path}: {e}>"
-    return "\n".join(text.splitlines()[-lines:])
+_free_port = hosts.free_port
+_tail = hosts.tail
 
 
 def _parse_stack_env(path):
@@ -189,7 +180,8 @@ def stack():
         if missing:
             pytest.fail(f"stack.env lacks {missing}: {values}", pytrace=False)
         started = True
-        yield values
+        with behind_host(values, stack_dir):
+            yield values
     finally:
         down = run_stack("down", env, 120)
         reports = sanitizer_reports(Path(stack_dir) / "log" / "chatpatch.log")
@@ -198,6 +190,27 @@ def stack():
             pytest.fail(f"stack.sh down failed ({down.returncode}): {down.stderr[-2000:]}")
         if started and reports:
             pytest.fail(f"sanitizer reports in chatpatch.log at shutdown:\n{reports[-4000:]}")
+
+
+@contextlib.contextmanager
+def behind_host(values, stack_dir):
+    """Starts the host CHATPATCH_HOST names (hosts.py) beside the stack and
+    points values["BASE_URL"] at it; nothing for the stack's own nginx."""
+    values["HOST"] = hosts.CURRENT
+    if hosts.CURRENT not in hosts.HOSTS:
+        pytest.fail(f"CHATPATCH_HOST={hosts.CURRENT}: not one of {sorted(hosts.HOSTS)}",
+                    pytrace=False)
+    host = hosts.HOSTS[hosts.CURRENT](values, Path(stack_dir) / "host")
+    try:
+        values["BASE_URL"] = host.start()
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
+    # The log where each request's id shows as id=<X-Request-Id>.
+    values["ACCESS_LOG"] = str(host.access_log())
+    try:
+        yield
+    finally:
+        host.stop()
 
 
 def sanitizer_reports(path, offset=0):
@@ -220,6 +233,19 @@ def _no_sanitizer_reports(stack):
     reports = sanitizer_reports(log, start)
     if reports:
         pytest.fail(f"sanitizer report in chatpatch.log during this test:\n{reports[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def printed_errors(stack, tmp_path_factory):
+    """What `chatpatch --print-errors DIR` wrote: (DIR, {api name: (path
+    prefix, Allow, CORS origin or "-")}) from DIR/routes.tsv."""
+    out = tmp_path_factory.mktemp("errors")
+    subprocess.run([stack["CHATPATCH_BIN"], "--print-errors", str(out)], check=True, timeout=30)
+    routes = {}
+    for line in (out / "routes.tsv").read_text().splitlines():
+        name, prefix, allow, origin = line.split("\t")
+        routes[name] = (prefix, allow, origin)
+    return out, routes
 
 
 @pytest.fixture(scope="session")
