@@ -261,12 +261,21 @@ def http(base_url):
         yield client
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "hosts_own_answers: the test checks answers a web server other than "
+        "nginx gives itself, which docs/openapi.yaml does not describe: not checked against it")
+
+
 @pytest.fixture(autouse=True)
-def _answers_as_documented():
+def _answers_as_documented(request):
     """Fails the test that received an answer docs/openapi.yaml does not
     describe, also when a thread of the test received it."""
+    openapi_check.set_checking(request.node.get_closest_marker("hosts_own_answers") is None)
     openapi_check.take_mismatches()
     yield
+    openapi_check.set_checking(True)
+
     mismatches = openapi_check.take_mismatches()
     if mismatches:
         pytest.fail("answers not as docs/openapi.yaml says:\n" + "\n".join(mismatches[:20]))

@@ -31,6 +31,8 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator, RefResolver
 
+import hosts
+
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
@@ -175,12 +177,31 @@ def document():
     return _document
 
 
-def check(method, target, status, headers, body, via_nginx=True):
+# Behind a host other than the stack's nginx (make test-hosts), answers
+# come from that host: its own request id, as the worker's answers to
+# other hosts carry.
+BEHIND_NGINX = hosts.CURRENT == "nginx"
+
+
+def check(method, target, status, headers, body, via_nginx=BEHIND_NGINX):
     return document().check(method, target, status, headers, body, via_nginx)
 
 
+
+# Off during a test about the answers a web server gives itself, which the
+# document does not describe (test_host_answers.py, marked
+# hosts_own_answers).
+_checking = True
+
+
+def set_checking(on):
+    global _checking
+    _checking = on
+
+
 def _report(problems):
-    if problems:
+    if problems and _checking:
+
         with _lock:
             _mismatches.extend(problems)
         raise OpenAPIMismatch("answer not as docs/openapi.yaml says:\n  " + "\n  ".join(problems))
