@@ -1,0 +1,124 @@
+"""lighttpd in front of chatpatch, as deploy/lighttpd/ ships it (issue 10).
+
+lighttpd spawns the binary itself (mod_fastcgi "bin-path") with the
+workers' database URL through "bin-environment"; its own errors become
+JSON through deploy/lighttpd/chatpatch-errors.lua and the documents
+`chatpatch --print-errors` writes. The shipped files are used as they are,
+with only their EDIT lines set for this instance: its port, its folder
+(socket, logs, the error documents) and the binary under test. As root,
+lighttpd and the workers it spawns run as nobody (server.username).
+"""
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from hosts import DEPLOY, Host, print_errors, run_as_user
+
+LIGHTTPD = "/usr/sbin/lighttpd"
+
+
+def set_lines(text, pattern, value, count=1):
+    """`text` with the quoted value of each line matching `pattern` (a
+    regular expression for what precedes the opening quote) replaced by
+    `value`; fails unless exactly `count` lines match, so a shipped file
+    that changed shape fails the test run instead of being half set."""
+    new, n = re.subn(r'^(' + pattern + r')"[^"\n]*"', lambda m: f'{m.group(1)}"{value}"',
+                     text, flags=re.M)
+    if n != count:
+        raise RuntimeError(f"{pattern!r}: {n} lines, expected {count}")
+    return new
+
+
+class Lighttpd(Host):
+    """lighttpd 1.4 with deploy/lighttpd/chatpatch.conf included, spawning
+    a pool of two workers (bin-path) on a socket of its own."""
+
+    name = "lighttpd"
+    workers = 2
+
+    def paths(self):
+        w = self.work_dir
+        return {
+            "conf": w / "lighttpd.conf",
+            "snippet": w / "chatpatch.conf",
+            "lua": w / "chatpatch-errors.lua",
+            "errors": w / "errors",
+            "run": w / "run",
+            "log": w / "log",
+            "upload": w / "upload",
+            "docroot": w / "htdocs",
+            "bin": w / "bin" / "chatpatch",
+        }
+
+    def config(self):
+        """(the main lighttpd.conf, the snippet, the Lua script) as text."""
+        p = self.paths()
+        user = run_as_user()
+        snippet = (DEPLOY / "lighttpd" / "chatpatch.conf").read_text()
+        snippet = set_lines(snippet, r'\$SERVER\["socket"\] == ', f"127.0.0.1:{self.port}")
+        for var, value in (("bin", p["bin"]), ("lua", p["lua"]),
+                           ("socket", p["run"] / "chatpatch.sock"),
+                           ("log", p["log"] / "chatpatch.log"),
+                           ("database", self.stack["WORKER_DATABASE_URL"]),
+                           ("workers", self.workers)):
+            snippet = set_lines(snippet, rf"\s*var\.chatpatch_{var}\s*=\s*", value)
+        lua = set_lines((DEPLOY / "lighttpd" / "chatpatch-errors.lua").read_text(),
+                        r"local ERRORS = ", p["errors"])
+        main = "\n".join([
+            f'server.port = {self.port}',
+            'server.bind = "127.0.0.1"',
+            f'server.document-root = "{p["docroot"]}"',
+            f'server.pid-file = "{p["run"] / "lighttpd.pid"}"',
+            f'server.errorlog = "{p["log"] / "error.log"}"',
+            f'server.upload-dirs = ( "{p["upload"]}" )',
+            *([f'server.username = "{user[0]}"', f'server.groupname = "{user[1]}"'] if user else []),
+            f'include "{p["snippet"]}"',
+            "",
+        ])
+        return main, snippet, lua
+
+    def start(self):
+        p = self.paths()
+        for d in ("run", "log", "upload", "docroot"):
+            p[d].mkdir(parents=True, exist_ok=True)
+        p["bin"].parent.mkdir(parents=True, exist_ok=True)
+        # A copy the workers' user may run wherever the checkout lives.
+        shutil.copy(self.stack["CHATPATCH_BIN"], p["bin"])
+        print_errors(p["bin"], p["errors"])
+        main, snippet, lua = self.config()
+        p["conf"].write_text(main)
+        p["snippet"].write_text(snippet)
+        p["lua"].write_text(lua)
+        self.readable_tree()
+        p["bin"].chmod(0o755)
+        user = run_as_user()
+        if user:
+            # lighttpd creates the workers' socket, and they write their
+            # log, after it dropped root.
+            for d in ("run", "log", "upload"):
+                shutil.chown(p[d], user[0], user[1])
+            self.open_parents()
+        env = {k: v for k, v in os.environ.items()
+               if k in ("PATH", "LANG", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")}
+        return self._spawn([LIGHTTPD, "-D", "-f", str(p["conf"])], env)
+
+    def open_parents(self):
+        """The search bit on the work folder's parents that lack it, so that
+        nobody reaches the binary and the sockets (as stack.sh's open_path)."""
+        d = self.work_dir.resolve()
+        while d != d.parent:
+            d = d.parent
+            if not d.stat().st_mode & 0o001:
+                d.chmod(d.stat().st_mode | 0o001)
+
+    def log_files(self):
+        p = self.paths()
+        return [p["log"] / "error.log", p["log"] / "chatpatch.log",
+                self.work_dir / f"{self.name}.out"]
+
+    def worker_log(self):
+        """The workers' own log (--log-file): their access lines, and any
+        sanitizer report, since lighttpd sends their stderr to /dev/null."""
+        return self.paths()["log"] / "chatpatch.log"
