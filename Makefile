@@ -66,7 +66,7 @@ deps-test:
 build/unit/%: tests/unit/%.c $(ASAN_LIB_OBJ) $(HDR) | deps-test build/unit/
 	$(CC) $(WARN) -O1 -g $(SANITIZE) $(CPPFLAGS) $< $(ASAN_LIB_OBJ) -o $@ $(LDLIBS) -lcmocka
 
-test: test-unit test-integration test-pgbouncer test-fuzz-short test-bench
+test: test-unit test-integration test-pgbouncer test-hosts test-fuzz-short test-bench
 
 
 test-unit: deps-test $(UNIT_BIN)

@@ -13,6 +13,7 @@
  * alone, which its manager restarts. Either ends with status 0 on SIGTERM
  * and never by itself. */
 #include "engine.h"
+#include "errors.h"
 #include "listener.h"
 #include "log.h"
 #include "pool.h"
@@ -35,6 +36,7 @@ struct options {
     size_t max_body;
     int statement_timeout_ms;
     const char *log_file;
+    const char *print_errors;
 };
 
 /* The help text is also the man page's OPTIONS section (help2man, see
@@ -72,6 +74,11 @@ static void usage(FILE *out)
         "      --log-file=PATH        append the log to PATH instead of stderr (for "
         "hosts\n"
         "                             that discard stderr); reopened on SIGUSR1\n"
+        "      --print-errors=DIR     write into DIR the JSON bodies of the answers a "
+        "web\n"
+        "                             server may give itself (DIR/STATUS.json, and per\n"
+        "                             API under its path prefix) and DIR/routes.tsv\n"
+        "                             (name, prefix, Allow, CORS origin), then exit\n"
         "      --help                 display this help and exit\n"
         "      --version              output version information and exit\n"
         "\n"
@@ -125,6 +132,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"statement-timeout", required_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'v'},
         {"log-file", required_argument, NULL, 'f'},
+        {"print-errors", required_argument, NULL, 'e'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -165,6 +173,9 @@ static void parse_options(int argc, char **argv, struct options *o)
             break;
         case 'f':
             o->log_file = optarg;
+            break;
+        case 'e':
+            o->print_errors = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -207,6 +218,8 @@ int main(int argc, char **argv)
     mallopt(M_TRIM_THRESHOLD, 32 << 20);
 
     parse_options(argc, argv, &o);
+    if (o.print_errors)
+        return errors_print(o.print_errors) ? 0 : 1;
     if (o.log_file && !log_open_file(o.log_file)) {
         fprintf(stderr, "chatpatch: cannot open --log-file %s: %s\n", o.log_file,
                 strerror(errno));

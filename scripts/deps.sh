@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, only when missing.
-# Usage: scripts/deps.sh GROUP...   (build, test, run, fuzz, bench, memcheck, man)
+# Usage: scripts/deps.sh GROUP...   (build, test, run, fuzz, bench, memcheck, man, hosts)
 # A package written PACKAGE:COMMAND counts as present when COMMAND is on the
 # PATH too: Node.js from another source (such as one that bundles npm) must
 # not be replaced by Debian's.
@@ -13,6 +13,8 @@ declare -A group=(
     [fuzz]="clang libclang-rt-14-dev libjson-c-dev"
     [memcheck]="valgrind"
     [man]="help2man man-db groff-base"
+    # make test-hosts: the FastCGI hosts besides nginx (tests/integration/hosts.py)
+    [hosts]="apache2 libapache2-mod-fcgid lighttpd fcgiwrap"
     [bench]="wrk postgresql-15 procps gnuplot-nox nodejs:node npm:npm"
 )
 

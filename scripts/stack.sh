@@ -493,6 +493,10 @@ write_env() {
         echo "DATABASE_URL=$(q "$(database_url)")"
         echo "STACK_DIR=$(q "$STACK_DIR")"
         echo "CHATPATCH_PIDFILE=$(q "$WORKER_PIDFILE")"
+        # For another web server in front of the same pool, or one that
+        # spawns the binary itself (tests/integration/hosts.py).
+        echo "CHATPATCH_SOCKET=$(q "$SOCKET")"
+        echo "WORKER_DATABASE_URL=$(q "$(workers_database_url)")"
     } >"$STACK_DIR/stack.env"
 }
 

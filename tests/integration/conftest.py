@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import hosts
 import psycopg
 import pytest
 from psycopg.rows import dict_row
@@ -56,7 +57,8 @@ PG_EXTRA_CONF = "\n".join(
 )
 TEST_APP_NAME = "chatpatch-tests"
 
-REQUEST_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+# nginx's $request_id; behind another host, that host's id (hosts.py).
+REQUEST_ID_RE = hosts.request_id_re()
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 SANITIZER_RE = re.compile(
     r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer"
@@ -187,7 +189,8 @@ def stack():
         if missing:
             pytest.fail(f"stack.env lacks {missing}: {values}", pytrace=False)
         started = True
-        yield values
+        with behind_host(values, stack_dir):
+            yield values
     finally:
         down = run_stack("down", env, 120)
         reports = sanitizer_reports(Path(stack_dir) / "log" / "chatpatch.log")
@@ -196,6 +199,29 @@ def stack():
             pytest.fail(f"stack.sh down failed ({down.returncode}): {down.stderr[-2000:]}")
         if started and reports:
             pytest.fail(f"sanitizer reports in chatpatch.log at shutdown:\n{reports[-4000:]}")
+
+
+@contextlib.contextmanager
+def behind_host(values, stack_dir):
+    """Starts the host CHATPATCH_HOST names (hosts.py) beside the stack and
+    points values["BASE_URL"] at it; nothing for the stack's own nginx."""
+    values["HOST"] = hosts.CURRENT
+    if hosts.CURRENT == "nginx":
+        yield
+        return
+    if hosts.CURRENT not in hosts.HOSTS:
+        pytest.fail(f"CHATPATCH_HOST={hosts.CURRENT}: not one of {sorted(hosts.HOSTS)}",
+                    pytrace=False)
+    host = hosts.HOSTS[hosts.CURRENT](values, Path(stack_dir) / "host")
+    try:
+        values["BASE_URL"] = host.start()
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
+    values["_HOST"] = host
+    try:
+        yield
+    finally:
+        host.stop()
 
 
 def sanitizer_reports(path, offset=0):

@@ -1,0 +1,119 @@
+/* errors.c: the JSON bodies of the answers a web server gives itself
+ * (its 413, its 503 when no worker answers, ...), from the API profiles, so
+ * a host's config maps them to the very bodies the workers would send.
+ * Entry points: errors_body(), errors_print(). */
+#include "errors.h"
+
+#include "buf.h"
+#include "decide.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+const int errors_host_statuses[] = {400, 403, 404, 405, 408, 413, 414,
+                                    429, 500, 501, 503, 505, 0};
+
+char *errors_body(const struct api_profile *api, int status)
+{
+    struct response res = {0};
+    const char *message = NULL;
+
+    /* The worker's own wording where a profile has one (engine.c). */
+    if (api && status == 413)
+        message = api->message_413;
+    response_error(&res, api ? api->shape : SHAPE_GENERIC, status, message, NULL);
+    return res.body;
+}
+
+/* mkdir -p of dir/sub, where sub has no ".." (it is a profile's pattern). */
+static bool make_dirs(const char *path)
+{
+    char buf[4096];
+    size_t len = strlen(path);
+
+    if (len >= sizeof buf)
+        return false;
+    memcpy(buf, path, len + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return false;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) == 0 || errno == EEXIST;
+}
+
+static bool write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    bool ok = f && fputs(text, f) >= 0;
+
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok)
+        fprintf(stderr, "chatpatch: cannot write %s: %s\n", path, strerror(errno));
+    return ok;
+}
+
+/* The literal segments a pattern starts with, as "/api/sessions/". */
+static void pattern_prefix(const char *pattern, char *out, size_t cap)
+{
+    const char *param = strstr(pattern, "{}");
+    size_t len = param ? (size_t)(param - pattern) : strlen(pattern);
+
+    snprintf(out, cap, "%.*s", (int)len, pattern);
+}
+
+static bool write_bodies(const char *dir, const struct api_profile *api)
+{
+    char path[4096];
+
+    if (!make_dirs(dir)) {
+        fprintf(stderr, "chatpatch: cannot create %s: %s\n", dir, strerror(errno));
+        return false;
+    }
+    for (const int *s = errors_host_statuses; *s; s++) {
+        char *body = errors_body(api, *s);
+        bool ok =
+            (size_t)snprintf(path, sizeof path, "%s/%d.json", dir, *s) < sizeof path &&
+            write_file(path, body);
+        free(body);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+bool errors_print(const char *dir)
+{
+    struct buf routes = {0};
+    char path[4096], prefix[256], allow[64];
+    bool ok = write_bodies(dir, NULL);
+
+    for (const struct api_profile *const *api = api_profiles; ok && *api; api++) {
+        pattern_prefix((*api)->pattern, prefix, sizeof prefix);
+        decide_allow(*api, allow, sizeof allow);
+        /* the prefix's folder, without its last '/' */
+        snprintf(path, sizeof path, "%s%.*s", dir, (int)strlen(prefix) - 1, prefix);
+        ok = write_bodies(path, *api);
+        buf_adds(&routes, (*api)->name);
+        buf_addc(&routes, '\t');
+        buf_adds(&routes, prefix);
+        buf_addc(&routes, '\t');
+        buf_adds(&routes, allow);
+        buf_addc(&routes, '\t');
+        buf_adds(&routes, (*api)->cors ? (*api)->cors->allow_origin : "-");
+        buf_addc(&routes, '\n');
+    }
+    if (ok) {
+        snprintf(path, sizeof path, "%s/routes.tsv", dir);
+        ok = write_file(path, routes.data);
+    }
+    buf_free(&routes);
+    return ok;
+}

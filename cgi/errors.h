@@ -1,0 +1,25 @@
+/* errors.h: the answers a web server in front of the workers gives itself,
+ * written as files for its config (chatpatch --print-errors). */
+#ifndef CHATPATCH_ERRORS_H
+#define CHATPATCH_ERRORS_H
+
+#include "api.h"
+
+/* The statuses a host may answer itself, 0-terminated. */
+extern const int errors_host_statuses[];
+
+/* The body the worker answers for status on one of api's paths (api NULL:
+ * a path of no API). Returns a malloc-ed string; the caller frees it. */
+char *errors_body(const struct api_profile *api, int status);
+
+/* Writes into dir (created if missing), for every status:
+ *   DIR/<status>.json                       paths of no API
+ *   DIR/<prefix>/<status>.json              each API's paths, under the
+ *                                           literal segments its pattern
+ *                                           starts with (api/sessions/...)
+ * and DIR/routes.tsv, one line per API: name, path prefix, Allow, and
+ * Access-Control-Allow-Origin ("-" for none), tab-separated. Returns false
+ * after printing why to stderr. */
+bool errors_print(const char *dir);
+
+#endif

@@ -1,0 +1,24 @@
+# The three APIs' suites behind each web server other than the stack's own
+# nginx (issue 10; tests/integration/hosts.py, README "Other web servers").
+# Each host gets a stack of its own and runs beside it on its own port, so
+# `make -j test-hosts` runs the hosts at once.
+#
+#   make test-hosts                       every host in hosts.py's registry
+#   make test-host-apache-fcgid           one of them
+
+# The registry in hosts.py is the one list of hosts.
+TEST_HOSTS = $(eval TEST_HOSTS := $$(shell cd tests/integration && \
+    /usr/bin/python3 -c 'import hosts; print(*(n for n in hosts.HOSTS if n != "nginx"))'))$(TEST_HOSTS)
+HOST_SUITES := tests/integration/test_recoup.py tests/integration/test_neptun.py \
+               tests/integration/test_leanmcp.py
+
+.PHONY: test-hosts deps-hosts
+deps-hosts:
+	@bash scripts/deps.sh build run test hosts
+
+test-hosts: deps-hosts
+	@$(MAKE) --no-print-directory $(addprefix test-host-,$(TEST_HOSTS))
+
+test-host-%: deps-hosts build/asan/chatpatch
+	CHATPATCH_HOST=$* CHATPATCH_BIN=$(CURDIR)/build/asan/chatpatch $(PYTEST) -q -rxs \
+	    -p no:cacheprovider $(HOST_SUITES)
