@@ -120,6 +120,8 @@ class NginxFcgiwrap(Host):
                 start_new_session=True, cwd="/",
                 **({"user": user[0], "group": user[1], "extra_groups": []} if user else {}))
         nginx_env = {k: v for k, v in env.items() if k != "DATABASE_URL"}
+        self.stack["WORKER_LOG"] = str(self.worker_log())
+        self.stack["REQUEST_ID_LOG"] = str(p["log"] / "nginx-access.log")  # its id=$request_id
         try:
             return self._spawn([NGINX, "-p", str(p["nginx"]), "-c", str(p["nginx"] / "nginx.conf")],
                                nginx_env)

@@ -102,6 +102,8 @@ class Lighttpd(Host):
             self.open_parents()
         env = {k: v for k, v in os.environ.items()
                if k in ("PATH", "LANG", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")}
+        # lighttpd passes no request id: the workers make one and log it.
+        self.stack["REQUEST_ID_LOG"] = self.stack["WORKER_LOG"] = str(self.worker_log())
         return self._spawn([LIGHTTPD, "-D", "-f", str(p["conf"])], env)
 
     def open_parents(self):

@@ -1,0 +1,262 @@
+"""What lighttpd answers itself, behind deploy/lighttpd/ (issue 10; README,
+"What the server answers itself"). Runs behind CHATPATCH_HOST=lighttpd
+only (make test-host-lighttpd).
+
+lighttpd refuses some requests before any worker sees them. Each must come
+as JSON: the body `chatpatch --print-errors` wrote for that status (in the
+API's own shape under an API's path for 413 and 503, as nginx's, with the
+API's Access-Control-Allow-Origin where it has one; routes.tsv), Content-Type
+application/json; charset=utf-8, Cache-Control: no-store, an X-Request-Id of
+its own (never the client's), Retry-After: 1 on 503; and no row changes. The expected bodies are
+read from the documents the host was given, which the binary wrote from its
+profiles: nothing here restates an API's shape.
+"""
+
+import json
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import fetch_one, recoup_new_account, recoup_new_chat, recoup_new_session
+from helpers import assert_raw_json, parse_http_answer, raw_connect, raw_exchange
+from hosts import CURRENT
+
+pytestmark = pytest.mark.skipif(CURRENT != "lighttpd", reason="behind lighttpd only")
+
+CLIENT_ID = "client-chosen-id"
+
+
+@pytest.fixture(scope="module")
+def host(stack):
+    return stack["_HOST"]
+
+
+@pytest.fixture(scope="module")
+def errors(host):
+    """The documents lighttpd was given: (routes [(prefix, origin)], body(folder, status))."""
+    root = host.paths()["errors"]
+    routes = []
+    for line in (root / "routes.tsv").read_text().splitlines():
+        _, prefix, _, origin = line.split("\t")
+        routes.append((prefix, None if origin == "-" else origin))
+
+    def body(prefix, status):
+        folder = root / prefix.strip("/") if prefix else root
+        return json.loads((folder / f"{status}.json").read_text())
+
+    return routes, body
+
+
+@pytest.fixture
+def recoup(db):
+    """A Recoup chat and its key: (path, headers, the row)."""
+    account, key = recoup_new_account(db)
+    session = recoup_new_session(db, account)
+    chat = recoup_new_chat(db, session)
+    path = f"/api/sessions/{session}/chats/{chat}"
+    return path, [("x-api-key", key), ("Content-Type", "application/json"),
+                  ("X-Request-Id", CLIENT_ID)], chat
+
+
+def recoup_row(db, chat):
+    return fetch_one(db, "SELECT title, updated_at FROM recoup.chats WHERE id = %s", (chat,))
+
+
+def check(answer, status, body, origin=None):
+    """The JSON answer of lighttpd's own error, with a fresh request id."""
+    rid = assert_raw_json(answer, status, body)
+    assert rid != CLIENT_ID
+    assert answer.get_list("access-control-allow-origin") == ([origin] if origin else []), answer
+    assert answer.get_list("retry-after") == (["1"] if status == 503 else []), answer
+    return rid
+
+
+def send_head(base_url, head, body=b""):
+    """Writes `head` (the request line and headers, CRLF-separated, no blank
+    line) and `body` as they are; the answer."""
+    with raw_connect(base_url) as sock:
+        sock.sendall(head.encode("latin-1") + b"\r\n\r\n" + body)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return parse_http_answer(data)
+
+
+# ---- a body over lighttpd's bound: 413 in the API's shape ---------------------------------
+
+
+def test_body_over_lighttpd_bound_is_413_in_each_api_shape(base_url, db, errors, recoup):
+    """Over server.max-request-size (128 KiB) lighttpd answers before reading
+    the body, under each API's path in that API's shape; a body between the
+    workers' --max-body and that bound gets the workers' own 413 (the APIs'
+    suites)."""
+    routes, body = errors
+    path, headers, chat = recoup
+    before = recoup_row(db, chat)
+    size = 129 * 1024
+    for prefix, origin in routes:
+        target = path if path.startswith(prefix) else prefix + "x/chats/y"
+        head = "\r\n".join([f"PATCH {target} HTTP/1.1", "Host: x", "Connection: close",
+                            *(f"{k}: {v}" for k, v in headers), f"Content-Length: {size}"])
+        check(send_head(base_url, head), 413, body(prefix, 413), origin)
+    assert recoup_row(db, chat) == before
+
+
+# ---- requests lighttpd refuses while reading them --------------------------------------------
+
+
+@pytest.mark.parametrize("name,extra,status", [
+    ("two-content-lengths", ["Content-Length: 2", "Content-Length: 2"], 400),
+    ("content-length-not-a-number", ["Content-Length: two"], 400),
+    ("content-length-and-chunked", ["Content-Length: 2", "Transfer-Encoding: chunked"], 400),
+    ("unknown-transfer-coding", ["Transfer-Encoding: gzip"], 501),
+    ("header-over-8-kib", ["Content-Length: 2", "X-Big: " + "a" * 9000], 431),
+])
+def test_malformed_request_is_json(base_url, db, errors, recoup, name, extra, status):
+    """Refusals other than 413 and 503 come in the generic shape, whatever
+    the path, as nginx's do."""
+    _, body = errors
+    path, headers, chat = recoup
+    before = recoup_row(db, chat)
+    head = "\r\n".join([f"PATCH {path} HTTP/1.1", "Host: x", "Connection: close",
+                        *(f"{k}: {v}" for k, v in headers), *extra])
+    check(send_head(base_url, head, b"{}"), status, body("", status))
+    assert recoup_row(db, chat) == before
+
+
+def test_unknown_method_is_501_json(base_url, db, errors, recoup):
+    """lighttpd refuses a method it does not know (501) where nginx passes it
+    to the workers (405)."""
+    _, body = errors
+    path, headers, chat = recoup
+    before = recoup_row(db, chat)
+    for target in (path, "/nowhere"):
+        answer = raw_exchange(base_url, "FOO", target, headers, b"{}")
+        check(answer, 501, body("", 501))
+    assert recoup_row(db, chat) == before
+
+
+def test_missing_host_header_is_400_json(base_url, errors):
+    _, body = errors
+    answer = send_head(base_url, "GET /healthz HTTP/1.1\r\nConnection: close")
+    check(answer, 400, body("", 400))
+
+
+@pytest.mark.parametrize("version", ["HTTP/2.0", "HTTP/3.0"])
+def test_other_http_version_is_505_json(base_url, db, errors, recoup, version):
+    _, body = errors
+    path, headers, chat = recoup
+    before = recoup_row(db, chat)
+    head = "\r\n".join([f"PATCH {path} {version}", "Host: x", "Connection: close",
+                        *(f"{k}: {v}" for k, v in headers), "Content-Length: 2"])
+    check(send_head(base_url, head, b"{}"), 505, body("", 505))
+    assert recoup_row(db, chat) == before
+
+
+def test_options_asterisk_is_lighttpd_own_200(base_url):
+    """`OPTIONS *` (a request for the server, no path) lighttpd answers
+    itself: 200 with its Allow and no body, no JSON (README lists it)."""
+    with raw_connect(base_url) as sock:
+        sock.sendall(b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    answer = parse_http_answer(data)
+    assert answer.status == 200, answer
+    assert answer.body == b"", answer
+    assert answer.get_list("x-request-id") == [], answer
+
+
+# ---- the raw path reaches the workers --------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", [
+    "/api/sessions/{s}%2Fx/chats/{c}", "/api/sessions/x/../{s}/chats/{c}",
+    "/api/sessions/{s}/chats/{c}%00", "/api/sessions/{s}%zz/chats/{c}",
+])
+def test_raw_paths_reach_the_workers(stack, base_url, db, recoup, target):
+    """server.http-parseopts: lighttpd neither decodes %2F nor removes "..",
+    nor refuses "%00" or a malformed escape: the workers see the path as
+    sent and answer it (an unknown path: their 404), as their access line
+    shows."""
+    path, headers, chat = recoup
+    _, _, _, session, _, chat_id = path.split("/")
+    before = recoup_row(db, chat)
+    answer = raw_exchange(base_url, "PATCH", target.format(s=session, c=chat_id), headers,
+                          b'{"title":"never"}')
+    assert answer.status == 404, answer
+    rid = answer.get_list("x-request-id")[0]
+    deadline = time.monotonic() + 5
+    while f"rid={rid}" not in Path(stack["WORKER_LOG"]).read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"no worker access line for rid={rid}"
+        time.sleep(0.05)
+    assert recoup_row(db, chat) == before
+
+
+# ---- no worker: 503 in the API's shape with Retry-After -------------------------------------
+
+
+def pool_pids(binary):
+    """The processes running `binary` (the pool lighttpd spawned)."""
+    pids = []
+    for exe in Path("/proc").glob("[0-9]*/exe"):
+        try:
+            if os.readlink(exe) == str(binary):
+                pids.append(int(exe.parent.name))
+        except OSError:
+            pass
+    return pids
+
+
+def alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_workers_unreachable_is_503_with_retry_after(base_url, db, host, errors, recoup):
+    """The pool killed and its binary gone, so lighttpd cannot start it
+    again: lighttpd's 503, in the API's shape under its path, with
+    Retry-After: 1. Then the binary is back and lighttpd restarted."""
+    routes, body = errors
+    path, headers, chat = recoup
+    binary = host.paths()["bin"]
+    aside = binary.with_name("chatpatch.aside")
+    before = recoup_row(db, chat)
+    pids = pool_pids(binary)
+    assert pids, f"no process runs {binary}"
+    binary.rename(aside)
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        # Gone (or a zombie) before the first request, which a dying worker
+        # could otherwise still accept and drop (lighttpd's 500).
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in pids):
+            assert time.monotonic() < deadline, "the pool did not die"
+            time.sleep(0.05)
+        for prefix, origin in routes:
+            target = path if path.startswith(prefix) else prefix + "x/chats/y"
+            answer = raw_exchange(base_url, "PATCH", target, headers, b'{"title":"never"}')
+            check(answer, 503, body(prefix, 503), origin)
+        answer = raw_exchange(base_url, "GET", "/healthz", headers)
+        check(answer, 503, body("", 503))
+    finally:
+        aside.rename(binary)
+    assert recoup_row(db, chat) == before
+    # lighttpd 1.4.69 does not always start a pool whose start failed once
+    # again by itself, even once the binary is back (README): restarted, as
+    # ops would, it serves again.
+    host.stop()
+    assert host.start() == base_url
+    title = f"back {uuid.uuid4().hex[:8]}"
+    resp = httpx.patch(base_url + path, headers=dict(headers), content=json.dumps({"title": title}))
+    assert resp.status_code == 200, resp.text
+    assert recoup_row(db, chat)["title"] == title
