@@ -79,6 +79,12 @@ static bool write_bodies(const char *dir, const struct api_profile *api)
         return false;
     }
     for (const int *s = errors_host_statuses; *s; s++) {
+        /* A host's own 404 means a path the worker does not know either,
+         * and the worker answers those in no API's shape (route.c), even
+         * under an API's prefix: the host finds no file here and takes
+         * the generic one. */
+        if (api && *s == 404)
+            continue;
         char *body = errors_body(api, *s);
         bool ok =
             (size_t)snprintf(path, sizeof path, "%s/%d.json", dir, *s) < sizeof path &&

@@ -16,7 +16,9 @@ char *errors_body(const struct api_profile *api, int status);
  *   DIR/<status>.json                       paths of no API
  *   DIR/<prefix>/<status>.json              each API's paths, under the
  *                                           literal segments its pattern
- *                                           starts with (api/sessions/...)
+ *                                           starts with (api/sessions/...),
+ *                                           but for 404: unknown paths are
+ *                                           no API's, under any prefix
  * and DIR/routes.tsv, one line per API: name, path prefix, Allow, and
  * Access-Control-Allow-Origin ("-" for none), tab-separated. Returns false
  * after printing why to stderr. */

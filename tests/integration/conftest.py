@@ -206,9 +206,6 @@ def behind_host(values, stack_dir):
     """Starts the host CHATPATCH_HOST names (hosts.py) beside the stack and
     points values["BASE_URL"] at it; nothing for the stack's own nginx."""
     values["HOST"] = hosts.CURRENT
-    if hosts.CURRENT == "nginx":
-        yield
-        return
     if hosts.CURRENT not in hosts.HOSTS:
         pytest.fail(f"CHATPATCH_HOST={hosts.CURRENT}: not one of {sorted(hosts.HOSTS)}",
                     pytrace=False)
@@ -217,7 +214,8 @@ def behind_host(values, stack_dir):
         values["BASE_URL"] = host.start()
     except RuntimeError as e:
         pytest.fail(str(e), pytrace=False)
-    values["_HOST"] = host
+    # The log where each request's id shows as id=<X-Request-Id>.
+    values["ACCESS_LOG"] = str(host.access_log())
     try:
         yield
     finally:

@@ -94,7 +94,7 @@ class NginxFcgiwrap(Host):
             raise RuntimeError("nginx/nginx.conf.in has a placeholder this host does not set")
         (ndir / "nginx.conf").write_text(conf)
 
-    def start(self):
+    def start(self, healthy=True):
         p = self.paths()
         for d in ("run", "log"):
             p[d].mkdir(parents=True, exist_ok=True)
@@ -121,10 +121,9 @@ class NginxFcgiwrap(Host):
                 **({"user": user[0], "group": user[1], "extra_groups": []} if user else {}))
         nginx_env = {k: v for k, v in env.items() if k != "DATABASE_URL"}
         self.stack["WORKER_LOG"] = str(self.worker_log())
-        self.stack["REQUEST_ID_LOG"] = str(p["log"] / "nginx-access.log")  # its id=$request_id
         try:
             return self._spawn([NGINX, "-p", str(p["nginx"]), "-c", str(p["nginx"] / "nginx.conf")],
-                               nginx_env)
+                               nginx_env, healthy)
         except RuntimeError:
             self.stop_fcgiwrap()
             raise
@@ -158,6 +157,10 @@ class NginxFcgiwrap(Host):
         p = self.paths()
         return [p["log"] / "nginx-error.log", p["log"] / "fcgiwrap.log",
                 self.work_dir / f"{self.name}.out"]
+
+    def access_log(self):
+        """nginx's, with id=$request_id (nginx/nginx.conf.in)."""
+        return self.paths()["log"] / "nginx-access.log"
 
     def worker_log(self):
         """What the chatpatch processes wrote to stderr (fcgiwrap's log): their

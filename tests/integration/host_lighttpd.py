@@ -12,7 +12,6 @@ lighttpd and the workers it spawns run as nobody (server.username).
 import os
 import re
 import shutil
-from pathlib import Path
 
 from hosts import DEPLOY, Host, print_errors, run_as_user
 
@@ -79,7 +78,7 @@ class Lighttpd(Host):
         ])
         return main, snippet, lua
 
-    def start(self):
+    def start(self, healthy=True):
         p = self.paths()
         for d in ("run", "log", "upload", "docroot"):
             p[d].mkdir(parents=True, exist_ok=True)
@@ -102,9 +101,8 @@ class Lighttpd(Host):
             self.open_parents()
         env = {k: v for k, v in os.environ.items()
                if k in ("PATH", "LANG", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")}
-        # lighttpd passes no request id: the workers make one and log it.
-        self.stack["REQUEST_ID_LOG"] = self.stack["WORKER_LOG"] = str(self.worker_log())
-        return self._spawn([LIGHTTPD, "-D", "-f", str(p["conf"])], env)
+        self.stack["WORKER_LOG"] = str(self.worker_log())
+        return self._spawn([LIGHTTPD, "-D", "-f", str(p["conf"])], env, healthy)
 
     def open_parents(self):
         """The search bit on the work folder's parents that lack it, so that
@@ -119,6 +117,11 @@ class Lighttpd(Host):
         p = self.paths()
         return [p["log"] / "error.log", p["log"] / "chatpatch.log",
                 self.work_dir / f"{self.name}.out"]
+
+    def access_log(self):
+        """lighttpd passes no request id: the workers make one and log it in
+        their access lines (rid=...)."""
+        return self.worker_log()
 
     def worker_log(self):
         """The workers' own log (--log-file): their access lines, and any

@@ -58,10 +58,10 @@ def tail(path, lines=60):
     return "\n".join(text.splitlines()[-lines:])
 
 
-def wait_healthy(base_url, proc=None, timeout=30):
+def wait_healthy(base_url, proc=None, timeout=30, healthy=True):
     """Waits until GET /healthz through the host answers 200 (the host is up
-    and reaches a worker that reaches PostgreSQL). Returns the last error
-    or None."""
+    and reaches a worker that reaches PostgreSQL), or with healthy=False
+    anything (the host is up). Returns the last error or None."""
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -71,7 +71,7 @@ def wait_healthy(base_url, proc=None, timeout=30):
             return f"exited with {proc.returncode}"
         try:
             resp = httpx.get(base_url + "/healthz", timeout=5)
-            if resp.status_code == 200:
+            if resp.status_code == 200 or not healthy:
                 return None
             last = f"{resp.status_code} {resp.text[:200]!r}"
         except httpx.HTTPError as e:
@@ -108,7 +108,10 @@ class Host:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.proc = None
 
-    def start(self):
+    def start(self, healthy=True):
+        """Starts the host; returns its base URL once /healthz answers 200
+        through it (healthy=False: once it answers at all, for a host whose
+        workers are meant to be missing)."""
         raise NotImplementedError
 
     def stop(self):
@@ -126,17 +129,21 @@ class Host:
     def log_files(self):
         return []
 
+    def access_log(self):
+        """The log in which each request's id appears as id=<X-Request-Id>."""
+        raise NotImplementedError
+
     def logs(self):
         return "\n".join(f"---- {p} (tail) ----\n{tail(p)}" for p in self.log_files())
 
-    def _spawn(self, argv, env=None):
+    def _spawn(self, argv, env=None, healthy=True):
         """Starts the server in a session of its own, waits for /healthz."""
         out = open(self.work_dir / f"{self.name}.out", "ab")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                      stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
         out.close()
-        problem = wait_healthy(self.base_url, self.proc)
+        problem = wait_healthy(self.base_url, self.proc, healthy=healthy)
         if problem:
             logs = self.logs()
             self.stop()
@@ -155,11 +162,14 @@ class Nginx(Host):
 
     name = "nginx"
 
-    def start(self):
+    def start(self, healthy=True):
         return self.stack["BASE_URL"]
 
     def stop(self):
         pass
+
+    def access_log(self):
+        return Path(self.stack["STACK_DIR"]) / "log" / "nginx-access.log"
 
 
 # ---- Apache --------------------------------------------------------------------------
@@ -173,7 +183,7 @@ class Apache(Host):
     file, port and logs under work_dir, in the foreground; as root its
     children run as nobody. Subclasses add the part that reaches chatpatch."""
 
-    modules = ["mpm_event", "authz_core", "mime", "rewrite", "headers", "unique_id", "alias"]
+    modules = ["mpm_event", "authz_core", "mime", "dir", "rewrite", "headers", "unique_id", "alias"]
     # mod_unique_id's UNIQUE_ID (27 characters of [A-Za-z0-9@-]), which the
     # workers echo and log as their request id.
     request_id_re = re.compile(r"^[A-Za-z0-9@_-]{20,64}$")
@@ -210,10 +220,13 @@ class Apache(Host):
         return "\n".join(lines + [self.site()]) + "\n"
 
     def log_files(self):
-        return [self.work_dir / "log" / "error.log", self.work_dir / "log" / "access.log",
+        return [self.work_dir / "log" / "error.log", self.access_log(),
                 self.work_dir / f"{self.name}.out"]
 
-    def start(self):
+    def access_log(self):
+        return self.work_dir / "log" / "access.log"
+
+    def start(self, healthy=True):
         for d in ("run", "log"):
             (self.work_dir / d).mkdir(parents=True, exist_ok=True)
         self.prepare()
@@ -224,7 +237,7 @@ class Apache(Host):
         if user:
             shutil.chown(self.work_dir / "log", user[0], user[1])
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C"}
-        return self._spawn([APACHE, "-f", str(conf), "-DFOREGROUND"], env)
+        return self._spawn([APACHE, "-f", str(conf), "-DFOREGROUND"], env, healthy)
 
 
 def _apache_errors(work_dir, binary):
@@ -307,6 +320,16 @@ class ApacheProxyFcgi(Apache):
             .replace("${APACHE_LOG_DIR}", f"{w}/log")
         )
 
+    def access_log(self):
+        return self.work_dir / "log" / "chatpatch-access.log"
+
+    def log_files(self):
+        return super().log_files() + [self.work_dir / "log" / "chatpatch-error.log"]
+
+
+# Every host name make test-hosts knows, registered here or not yet
+# (issue 10 part B adds lighttpd and nginx-fcgiwrap).
+ALL_HOST_NAMES = {"nginx", "apache-fcgid", "apache-proxy-fcgi", "lighttpd", "nginx-fcgiwrap"}
 
 # The registry: CHATPATCH_HOST names one of these.
 HOSTS = {cls.name: cls for cls in (Nginx, ApacheFcgid, ApacheProxyFcgi)}
@@ -323,6 +346,13 @@ def request_id_re():
     return HOSTS[CURRENT].request_id_re if CURRENT in HOSTS else Host.request_id_re
 
 
+def only_behind(*names):
+    """Runs a test only behind the named hosts (what one host answers
+    itself); elsewhere it is skipped, saying so."""
+    return pytest.mark.skipif(CURRENT not in names,
+                              reason=f"about {', '.join(names)}, not {CURRENT}")
+
+
 def host_decides(*names, reason):
     """Marks a test whose answer the named hosts give themselves and cannot be
     made to give as the workers do (README, "What the server answers
@@ -334,6 +364,9 @@ def host_decides(*names, reason):
     return pytest.mark.xfail(CURRENT in names, reason=f"{CURRENT}: {reason}", strict=True)
 
 
-# Every host name make test-hosts knows, registered here or not yet
-# (issue 10 part B adds lighttpd and nginx-fcgiwrap).
-ALL_HOST_NAMES = {"nginx", "apache-fcgid", "apache-proxy-fcgi", "lighttpd", "nginx-fcgiwrap"}
+# The answers hosts give themselves that no recipe can change, each stated
+# once, for the tests they decide (README, "What the server answers itself").
+APACHE_PATH_REFUSED = host_decides(
+    "apache-fcgid",
+    reason="Apache refuses %2F and %00 in a path with its HTML 404 before any "
+    ".htaccess is read (AllowEncodedSlashes is server config only)")

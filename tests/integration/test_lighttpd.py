@@ -1,6 +1,6 @@
 """What lighttpd answers itself, behind deploy/lighttpd/ (issue 10; README,
 "What the server answers itself"). Runs behind CHATPATCH_HOST=lighttpd
-only (make test-host-lighttpd).
+only (make test-host-lighttpd); the three APIs' suites check the rest.
 
 lighttpd refuses some requests before any worker sees them. Each must come
 as JSON: the body `chatpatch --print-errors` wrote for that status (in the
@@ -15,31 +15,27 @@ profiles: nothing here restates an API's shape.
 import json
 import os
 import signal
+import subprocess
 import time
-import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
+import hosts
 from conftest import fetch_one, recoup_new_account, recoup_new_chat, recoup_new_session
 from helpers import assert_raw_json, parse_http_answer, raw_connect, raw_exchange
-from hosts import CURRENT
 
-pytestmark = pytest.mark.skipif(CURRENT != "lighttpd", reason="behind lighttpd only")
+pytestmark = hosts.only_behind("lighttpd")
 
 CLIENT_ID = "client-chosen-id"
 
 
 @pytest.fixture(scope="module")
-def host(stack):
-    return stack["_HOST"]
-
-
-@pytest.fixture(scope="module")
-def errors(host):
-    """The documents lighttpd was given: (routes [(prefix, origin)], body(folder, status))."""
-    root = host.paths()["errors"]
+def errors(stack, tmp_path_factory):
+    """The documents a lighttpd host is given, as the binary prints them:
+    (routes [(prefix, origin)], body(prefix, status))."""
+    root = tmp_path_factory.mktemp("errors")
+    subprocess.run([stack["CHATPATCH_BIN"], "--print-errors", str(root)], check=True, timeout=30)
     routes = []
     for line in (root / "routes.tsv").read_text().splitlines():
         _, prefix, _, origin = line.split("\t")
@@ -221,19 +217,23 @@ def alive(pid):
     return state != "Z"
 
 
-def test_workers_unreachable_is_503_with_retry_after(base_url, db, host, errors, recoup):
-    """The pool killed and its binary gone, so lighttpd cannot start it
-    again: lighttpd's 503, in the API's shape under its path, with
-    Retry-After: 1. Then the binary is back and lighttpd restarted."""
+def test_workers_unreachable_is_503_with_retry_after(stack, db, errors, recoup,
+                                                    tmp_path_factory):
+    """A lighttpd of its own whose pool was killed while its binary is gone,
+    so lighttpd cannot start it again: lighttpd's 503, in the API's shape
+    under its path, with Retry-After: 1; nothing changes. (lighttpd 1.4.69
+    did not always start such a pool again by itself once the binary was
+    back: README.)"""
     routes, body = errors
     path, headers, chat = recoup
-    binary = host.paths()["bin"]
-    aside = binary.with_name("chatpatch.aside")
-    before = recoup_row(db, chat)
-    pids = pool_pids(binary)
-    assert pids, f"no process runs {binary}"
-    binary.rename(aside)
+    host = hosts.HOSTS["lighttpd"](dict(stack), tmp_path_factory.mktemp("lighttpd-503"))
+    base_url = host.start()
     try:
+        binary = host.paths()["bin"]
+        pids = pool_pids(binary)
+        assert pids, f"no process runs {binary}"
+        before = recoup_row(db, chat)
+        binary.rename(binary.with_name("chatpatch.aside"))
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
         # Gone (or a zombie) before the first request, which a dying worker
@@ -248,15 +248,6 @@ def test_workers_unreachable_is_503_with_retry_after(base_url, db, host, errors,
             check(answer, 503, body(prefix, 503), origin)
         answer = raw_exchange(base_url, "GET", "/healthz", headers)
         check(answer, 503, body("", 503))
+        assert recoup_row(db, chat) == before
     finally:
-        aside.rename(binary)
-    assert recoup_row(db, chat) == before
-    # lighttpd 1.4.69 does not always start a pool whose start failed once
-    # again by itself, even once the binary is back (README): restarted, as
-    # ops would, it serves again.
-    host.stop()
-    assert host.start() == base_url
-    title = f"back {uuid.uuid4().hex[:8]}"
-    resp = httpx.patch(base_url + path, headers=dict(headers), content=json.dumps({"title": title}))
-    assert resp.status_code == 200, resp.text
-    assert recoup_row(db, chat)["title"] == title
+        host.stop()

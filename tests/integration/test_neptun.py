@@ -22,6 +22,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
+import hosts
 from conftest import (
     REQUEST_ID_RE,
     TIMESTAMP_RE,
@@ -889,8 +890,8 @@ def test_other_methods_405(http, db, neptun, method):
         "/api/users/{u}/chats//",
         "/API/users/{u}/chats/{c}",
         "/api/user/{u}/chats/{c}",
-        "/api/users/{u}%2F/chats/{c}",
-        "/api/users/{u}/chats/{c}%2F1",
+        pytest.param("/api/users/{u}%2F/chats/{c}", marks=hosts.APACHE_PATH_REFUSED),
+        pytest.param("/api/users/{u}/chats/{c}%2F1", marks=hosts.APACHE_PATH_REFUSED),
     ],
 )
 def test_unknown_path_404(http, db, neptun, path):

@@ -1,0 +1,109 @@
+"""chatpatch --print-errors DIR (issue 10): the bodies a web server maps its
+own answers to are the very bodies the worker answers for the same status
+on the same path, and routes.tsv states each API's prefix, Allow and CORS
+origin as the worker's answers do.
+
+The worker is asked directly, in CGI mode (run_cgi), so no web server's
+config stands between: 405 (a method no profile has), 413 (a body over
+--max-body), 503 (no database) under each API's prefix, and 404 for a
+path no API knows, under a prefix too.
+"""
+
+import json
+import subprocess
+
+import pytest
+
+from conftest import run_cgi
+
+# A path of each API that its pattern matches (the values need not exist:
+# 405, 413 and 503 come before any row is looked at).
+API_PATHS = {
+    "recoup": "/api/sessions/s/chats/c",
+    "neptun": "/api/users/1/chats/1",
+    "leanmcp": "/api/chats/id/c1a83d84-7154-464c-bd19-a9f10e0a067f",
+}
+# A credential of each API's kind, so the request needs the database.
+API_CREDENTIALS = {
+    "recoup": {"x-api-key": "k"},
+    "neptun": {"cookie": "neptun-session=t"},
+    "leanmcp": {"authorization": "Bearer k"},
+}
+NO_DATABASE = "postgresql://nobody@/nothing?host=/nonexistent&connect_timeout=2"
+
+
+@pytest.fixture(scope="module")
+def printed(stack, tmp_path_factory):
+    """(DIR, {api name: (prefix, allow, origin)}) as --print-errors wrote them."""
+    out = tmp_path_factory.mktemp("errors")
+    subprocess.run([stack["CHATPATCH_BIN"], "--print-errors", str(out)], check=True, timeout=30)
+    routes = {}
+    for line in (out / "routes.tsv").read_text().splitlines():
+        name, prefix, allow, origin = line.split("\t")
+        routes[name] = (prefix, allow, origin)
+    return out, routes
+
+
+def printed_body(out, prefix, status):
+    """The printed body for status under prefix, parsed; None when absent."""
+    path = out / prefix.strip("/") / f"{status}.json" if prefix else out / f"{status}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def test_routes_name_every_api(printed):
+    _, routes = printed
+    assert sorted(routes) == sorted(API_PATHS)
+    for name, (prefix, _, _) in routes.items():
+        assert API_PATHS[name].startswith(prefix) and prefix.endswith("/"), (name, prefix)
+
+
+@pytest.mark.parametrize("name", sorted(API_PATHS))
+def test_405_is_the_workers(stack, printed, name):
+    out, routes = printed
+    prefix, allow, origin = routes[name]
+    status, headers, body = run_cgi(stack, "PUT", API_PATHS[name], body=b"{}")
+    assert status == 405
+    assert json.loads(body) == printed_body(out, prefix, 405)
+    assert headers["allow"] == allow
+    assert headers.get("access-control-allow-origin", "-") == origin
+
+
+@pytest.mark.parametrize("name", sorted(API_PATHS))
+def test_413_is_the_workers(stack, printed, name):
+    out, routes = printed
+    prefix, _, origin = routes[name]
+    status, headers, body = run_cgi(stack, "PATCH", API_PATHS[name], body=b" " * 65537)
+    assert status == 413
+    assert json.loads(body) == printed_body(out, prefix, 413)
+    assert headers.get("access-control-allow-origin", "-") == origin
+
+
+@pytest.mark.parametrize("name", sorted(API_PATHS))
+def test_503_is_the_workers(stack, printed, name):
+    out, routes = printed
+    prefix, _, _ = routes[name]
+    no_db = dict(stack, DATABASE_URL=NO_DATABASE)
+    status, headers, body = run_cgi(no_db, "PATCH", API_PATHS[name], body=b"{}",
+                                    headers=API_CREDENTIALS[name])
+    assert status == 503
+    assert headers["retry-after"] == "1"
+    assert json.loads(body) == printed_body(out, prefix, 503)
+
+
+@pytest.mark.parametrize("path", ["/nope", "/api/sessions/s/chats", "/api/users/1/chats/1/x"])
+def test_404_is_the_generic_body_under_any_prefix(stack, printed, path):
+    out, routes = printed
+    status, _, body = run_cgi(stack, "GET", path)
+    assert status == 404
+    assert json.loads(body) == printed_body(out, "", 404)
+    for prefix, _, _ in routes.values():
+        assert printed_body(out, prefix, 404) is None, prefix
+
+
+@pytest.mark.parametrize("status", [400, 403, 405, 408, 413, 414, 429, 500, 501, 503])
+def test_every_status_has_a_body_per_api_and_a_generic_one(printed, status):
+    out, routes = printed
+    generic = printed_body(out, "", status)
+    assert generic == {"statusCode": status, "error": generic["error"]}
+    for prefix, _, _ in routes.values():
+        assert printed_body(out, prefix, status) is not None, (prefix, status)
