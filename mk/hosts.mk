@@ -14,7 +14,7 @@ HOST_SUITES := tests/integration/test_recoup.py tests/integration/test_neptun.py
 # And, for some hosts, the tests of what that host answers itself (README,
 # "What the server answers itself"): nginx + fcgiwrap is the nginx snippet.
 HOST_SUITES_lighttpd       := tests/integration/test_lighttpd.py
-HOST_SUITES_nginx-fcgiwrap := tests/integration/test_nginx_paths.py
+HOST_SUITES_nginx-fcgiwrap := tests/integration/test_nginx_paths.py tests/integration/test_fcgiwrap.py
 
 .PHONY: test-hosts deps-hosts
 deps-hosts:

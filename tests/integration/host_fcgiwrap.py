@@ -17,7 +17,7 @@ import shutil
 import signal
 import subprocess
 
-from host_lighttpd import set_lines
+from host_common import open_parents, passed_env, set_lines
 from hosts import DEPLOY, REPO, Host, run_as_user
 
 FCGIWRAP = "/usr/sbin/fcgiwrap"
@@ -106,12 +106,10 @@ class NginxFcgiwrap(Host):
         user = run_as_user()
         if user:
             shutil.chown(p["run"], user[0], user[1])
-            self.open_parents()
+            open_parents(self.work_dir)
         # The workers' database reaches every chatpatch process through
         # fcgiwrap's environment (it passes its own on, but for HTTP_*).
-        env = {k: v for k, v in os.environ.items()
-               if k in ("PATH", "LANG", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")}
-        env["DATABASE_URL"] = self.stack["WORKER_DATABASE_URL"]
+        env = passed_env(DATABASE_URL=self.stack["WORKER_DATABASE_URL"])
         with open(p["log"] / "fcgiwrap.log", "ab") as log:
             self.fcgiwrap = subprocess.Popen(
                 [FCGIWRAP, "-c", str(self.children), "-s", f"unix:{p['socket']}",
@@ -119,7 +117,7 @@ class NginxFcgiwrap(Host):
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True, cwd="/",
                 **({"user": user[0], "group": user[1], "extra_groups": []} if user else {}))
-        nginx_env = {k: v for k, v in env.items() if k != "DATABASE_URL"}
+        nginx_env = passed_env()
         self.stack["WORKER_LOG"] = str(self.worker_log())
         try:
             return self._spawn([NGINX, "-p", str(p["nginx"]), "-c", str(p["nginx"] / "nginx.conf")],
@@ -127,15 +125,6 @@ class NginxFcgiwrap(Host):
         except RuntimeError:
             self.stop_fcgiwrap()
             raise
-
-    def open_parents(self):
-        """The search bit on the work folder's parents that lack it, so that
-        nobody reaches the binary and the socket (as stack.sh's open_path)."""
-        d = self.work_dir.resolve()
-        while d != d.parent:
-            d = d.parent
-            if not d.stat().st_mode & 0o001:
-                d.chmod(d.stat().st_mode | 0o001)
 
     def stop_fcgiwrap(self):
         proc = getattr(self, "fcgiwrap", None)

@@ -9,25 +9,12 @@ with only their EDIT lines set for this instance: its port, its folder
 lighttpd and the workers it spawns run as nobody (server.username).
 """
 
-import os
-import re
 import shutil
 
+from host_common import open_parents, passed_env, set_lines
 from hosts import DEPLOY, Host, print_errors, run_as_user
 
 LIGHTTPD = "/usr/sbin/lighttpd"
-
-
-def set_lines(text, pattern, value, count=1):
-    """`text` with the quoted value of each line matching `pattern` (a
-    regular expression for what precedes the opening quote) replaced by
-    `value`; fails unless exactly `count` lines match, so a shipped file
-    that changed shape fails the test run instead of being half set."""
-    new, n = re.subn(r'^(' + pattern + r')"[^"\n]*"', lambda m: f'{m.group(1)}"{value}"',
-                     text, flags=re.M)
-    if n != count:
-        raise RuntimeError(f"{pattern!r}: {n} lines, expected {count}")
-    return new
 
 
 class Lighttpd(Host):
@@ -98,20 +85,10 @@ class Lighttpd(Host):
             # log, after it dropped root.
             for d in ("run", "log", "upload"):
                 shutil.chown(p[d], user[0], user[1])
-            self.open_parents()
-        env = {k: v for k, v in os.environ.items()
-               if k in ("PATH", "LANG", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")}
+            open_parents(self.work_dir)
+        env = passed_env()
         self.stack["WORKER_LOG"] = str(self.worker_log())
         return self._spawn([LIGHTTPD, "-D", "-f", str(p["conf"])], env, healthy)
-
-    def open_parents(self):
-        """The search bit on the work folder's parents that lack it, so that
-        nobody reaches the binary and the sockets (as stack.sh's open_path)."""
-        d = self.work_dir.resolve()
-        while d != d.parent:
-            d = d.parent
-            if not d.stat().st_mode & 0o001:
-                d.chmod(d.stat().st_mode | 0o001)
 
     def log_files(self):
         p = self.paths()

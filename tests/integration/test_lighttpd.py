@@ -12,10 +12,8 @@ read from the documents the host was given, which the binary wrote from its
 profiles: nothing here restates an API's shape.
 """
 
-import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -24,6 +22,8 @@ import pytest
 import hosts
 from conftest import fetch_one, recoup_new_account, recoup_new_chat, recoup_new_session
 from helpers import assert_raw_json, parse_http_answer, raw_connect, raw_exchange
+from host_common import printed_errors
+from test_process_modes import alive
 
 pytestmark = hosts.only_behind("lighttpd")
 
@@ -32,20 +32,8 @@ CLIENT_ID = "client-chosen-id"
 
 @pytest.fixture(scope="module")
 def errors(stack, tmp_path_factory):
-    """The documents a lighttpd host is given, as the binary prints them:
-    (routes [(prefix, origin)], body(prefix, status))."""
-    root = tmp_path_factory.mktemp("errors")
-    subprocess.run([stack["CHATPATCH_BIN"], "--print-errors", str(root)], check=True, timeout=30)
-    routes = []
-    for line in (root / "routes.tsv").read_text().splitlines():
-        _, prefix, _, origin = line.split("\t")
-        routes.append((prefix, None if origin == "-" else origin))
-
-    def body(prefix, status):
-        folder = root / prefix.strip("/") if prefix else root
-        return json.loads((folder / f"{status}.json").read_text())
-
-    return routes, body
+    """The documents a lighttpd host is given, as the binary prints them."""
+    return printed_errors(stack["CHATPATCH_BIN"], tmp_path_factory.mktemp("errors"))
 
 
 @pytest.fixture
@@ -207,14 +195,6 @@ def pool_pids(binary):
         except OSError:
             pass
     return pids
-
-
-def alive(pid):
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def test_workers_unreachable_is_503_with_retry_after(stack, db, errors, recoup,
