@@ -14,6 +14,7 @@ profiles: nothing here restates an API's shape.
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -231,3 +232,21 @@ def test_workers_unreachable_is_503_with_retry_after(stack, db, errors, recoup,
         assert recoup_row(db, chat) == before
     finally:
         host.stop()
+
+
+def test_recipe_loads_in_debians_lighttpd_conf(tmp_path):
+    """The shipped file as README step 5 installs it: in conf-enabled/ of
+    Debian's own lighttpd.conf (which sets server.http-parseopts itself and
+    may load mod_fastcgi again), lighttpd -tt accepts the whole config."""
+    debian = Path("/etc/lighttpd/lighttpd.conf").read_text()
+    assert 'include "/etc/lighttpd/conf-enabled/*.conf"' in debian
+    (tmp_path / "conf-enabled").mkdir()
+    (tmp_path / "conf-enabled" / "10-fastcgi.conf").write_text('server.modules += ( "mod_fastcgi" )\n')
+    (tmp_path / "conf-enabled" / "90-chatpatch.conf").write_text(
+        (hosts.DEPLOY / "lighttpd" / "chatpatch.conf").read_text())
+    conf = tmp_path / "lighttpd.conf"
+    conf.write_text(debian.replace("/etc/lighttpd/conf-enabled", str(tmp_path / "conf-enabled")))
+    proc = subprocess.run(["lighttpd", "-tt", "-f", str(conf)], capture_output=True, text=True,
+                          timeout=30)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "parser failed" not in out and "Duplicate" not in out, out
