@@ -26,7 +26,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -68,18 +67,8 @@ SANITIZER_RE = re.compile(
 # ---- the stack ---------------------------------------------------------------
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _tail(path, lines=60):
-    try:
-        text = Path(path).read_text(errors="replace")
-    except OSError as e:
-        return f"<{path}: {e}>"
-    return "\n".join(text.splitlines()[-lines:])
+_free_port = hosts.free_port
+_tail = hosts.tail
 
 
 def _parse_stack_env(path):
@@ -247,6 +236,19 @@ def _no_sanitizer_reports(stack):
         reports = sanitizer_reports(log, start)
         if reports:
             pytest.fail(f"sanitizer report in {log.name} during this test:\n{reports[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def printed_errors(stack, tmp_path_factory):
+    """What `chatpatch --print-errors DIR` wrote: (DIR, {api name: (path
+    prefix, Allow, CORS origin or "-")}) from DIR/routes.tsv."""
+    out = tmp_path_factory.mktemp("errors")
+    subprocess.run([stack["CHATPATCH_BIN"], "--print-errors", str(out)], check=True, timeout=30)
+    routes = {}
+    for line in (out / "routes.tsv").read_text().splitlines():
+        name, prefix, allow, origin = line.split("\t")
+        routes[name] = (prefix, allow, origin)
+    return out, routes
 
 
 @pytest.fixture(scope="session")

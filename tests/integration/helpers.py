@@ -58,6 +58,15 @@ NON_JSON_MEDIA_TYPES = [
 ]
 
 
+# A path of each API that its pattern matches, by profile name (the values
+# need not exist: what comes before any row is looked at).
+API_SAMPLE_PATHS = {
+    "recoup": "/api/sessions/s/chats/c",
+    "neptun": "/api/users/1/chats/1",
+    "leanmcp": "/api/chats/id/c1a83d84-7154-464c-bd19-a9f10e0a067f",
+}
+
+
 # ---- each API's error body ---------------------------------------------------------------
 
 

@@ -1,12 +1,9 @@
 """What the hosts that run from a shipped recipe share (host_lighttpd.py,
 host_fcgiwrap.py): setting a recipe's EDIT lines, letting an unprivileged
-host user reach the work folder, the environment a host passes on, and
-reading what `chatpatch --print-errors` wrote."""
+host user reach the work folder, and the environment a host passes on."""
 
-import json
 import os
 import re
-import subprocess
 
 # What a host hands on to the workers from ours: the sanitizers' settings.
 PASSED_ENV = ("PATH", "LANG", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
@@ -39,20 +36,3 @@ def open_parents(path):
         d = d.parent
         if not d.stat().st_mode & 0o001:
             d.chmod(d.stat().st_mode | 0o001)
-
-
-def printed_errors(binary, root):
-    """Runs `binary --print-errors root`; what it wrote: ([(prefix, CORS
-    origin or None)] from routes.tsv, body(prefix, status) -> the parsed
-    document; prefix "" is the generic one)."""
-    subprocess.run([str(binary), "--print-errors", str(root)], check=True, timeout=30)
-    routes = []
-    for line in (root / "routes.tsv").read_text().splitlines():
-        _, prefix, _, origin = line.split("\t")
-        routes.append((prefix, None if origin == "-" else origin))
-
-    def body(prefix, status):
-        folder = root / prefix.strip("/") if prefix else root
-        return json.loads((folder / f"{status}.json").read_text())
-
-    return routes, body

@@ -15,9 +15,9 @@ Every host has one interface:
     host.stop()
 
 A host either passes requests to the stack's worker pool (its socket,
-stack["CHATPATCH_SOCKET"]) or spawns the binary itself (CHATPATCH_BIN, with
-the workers' database URL, stack["WORKER_DATABASE_URL"], given through the
-host's own mechanism).
+stack["CHATPATCH_SOCKET"]) or spawns the binary itself (CHATPATCH_BIN, or
+stack["SPAWN_BIN"] when a test sets it, with the workers' database URL,
+stack["WORKER_DATABASE_URL"], given through the host's own mechanism).
 
 Where a host answers a request itself and cannot be made to answer as the
 workers do, the test is marked with host_decides(); the README lists those
@@ -100,8 +100,9 @@ class Host:
     # A regular expression every X-Request-Id behind this host matches.
     request_id_re = re.compile(r"^[0-9a-f]{32}$")
 
-    def __init__(self, stack, work_dir):
+    def __init__(self, stack, work_dir, log_level="warn"):
         self.stack = stack
+        self.log_level = log_level  # the host's own log, where it has levels
         self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -207,7 +208,7 @@ class Apache(Host):
             f"DefaultRuntimeDir {w}/run",
             f"Mutex file:{w}/run default",
             f"ErrorLog {w}/log/error.log",
-            "LogLevel warn",
+            f"LogLevel {self.log_level}",
             'LogFormat "%h \\"%r\\" %>s %b id=%{UNIQUE_ID}e" chatpatch',
             f"CustomLog {w}/log/access.log chatpatch",
             "TypesConfig /etc/mime.types",
@@ -267,11 +268,14 @@ class ApacheFcgid(Apache):
         (w / "worker-log").mkdir(exist_ok=True)
         binary = Path(self.stack["CHATPATCH_BIN"])
         _apache_errors(w, binary)
+        # What the host spawns: the binary, unless a test names another
+        # (one that cannot start: the host's own 503).
+        spawned = Path(self.stack.get("SPAWN_BIN", binary))
         shutil.copy(DEPLOY / "apache" / "chatpatch.htaccess", htdocs / ".htaccess")
         wrapper = htdocs / "chatpatch.fcgi"
         wrapper.write_text(
             (DEPLOY / "apache" / "chatpatch.fcgi.sh").read_text()
-            .replace("/home/ACCOUNT/chatpatch", str(binary))
+            .replace("/home/ACCOUNT/chatpatch", str(spawned))
             .replace("postgresql://ACCOUNT@/ACCOUNT", self.stack["WORKER_DATABASE_URL"])
             .replace("/home/ACCOUNT/logs", str(w / "worker-log"))
         )

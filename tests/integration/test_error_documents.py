@@ -10,19 +10,11 @@ path no API knows, under a prefix too.
 """
 
 import json
-import subprocess
 
 import pytest
 
 from conftest import run_cgi
-
-# A path of each API that its pattern matches (the values need not exist:
-# 405, 413 and 503 come before any row is looked at).
-API_PATHS = {
-    "recoup": "/api/sessions/s/chats/c",
-    "neptun": "/api/users/1/chats/1",
-    "leanmcp": "/api/chats/id/c1a83d84-7154-464c-bd19-a9f10e0a067f",
-}
+from helpers import API_SAMPLE_PATHS as API_PATHS
 # A credential of each API's kind, so the request needs the database.
 API_CREDENTIALS = {
     "recoup": {"x-api-key": "k"},
@@ -32,16 +24,9 @@ API_CREDENTIALS = {
 NO_DATABASE = "postgresql://nobody@/nothing?host=/nonexistent&connect_timeout=2"
 
 
-@pytest.fixture(scope="module")
-def printed(stack, tmp_path_factory):
-    """(DIR, {api name: (prefix, allow, origin)}) as --print-errors wrote them."""
-    out = tmp_path_factory.mktemp("errors")
-    subprocess.run([stack["CHATPATCH_BIN"], "--print-errors", str(out)], check=True, timeout=30)
-    routes = {}
-    for line in (out / "routes.tsv").read_text().splitlines():
-        name, prefix, allow, origin = line.split("\t")
-        routes[name] = (prefix, allow, origin)
-    return out, routes
+@pytest.fixture
+def printed(printed_errors):
+    return printed_errors
 
 
 def printed_body(out, prefix, status):

@@ -18,7 +18,7 @@ import pytest
 import hosts
 from conftest import recoup_new_account, recoup_new_chat, recoup_new_session
 from helpers import assert_raw_json, raw_exchange
-from host_common import printed_errors
+from test_error_documents import printed_body
 
 pytestmark = hosts.only_behind("nginx-fcgiwrap")
 
@@ -54,12 +54,15 @@ def test_a_process_and_a_connection_per_request(stack, http):
 
 
 @pytest.fixture(scope="module")
-def errors(stack, tmp_path_factory):
-    """What --print-errors writes (host_common.printed_errors)."""
-    return printed_errors(stack["CHATPATCH_BIN"], tmp_path_factory.mktemp("errors"))
+def errors(printed_errors):
+    """([(prefix, CORS origin or None)] of each API, body(prefix, status):
+    the printed document; prefix "" is the generic one)."""
+    out, apis = printed_errors
+    routes = [(prefix, None if origin == "-" else origin) for prefix, _, origin in apis.values()]
+    return routes, lambda prefix, status: printed_body(out, prefix, status)
 
 
-def test_fcgiwrap_gone_is_the_apis_503(stack, db, errors, tmp_path_factory):
+def test_fcgiwrap_gone_is_the_apis_503(stack, db, errors):
     """A second nginx + fcgiwrap whose fcgiwrap is stopped: nginx's 502
     becomes the snippet's 503 with Retry-After: 1, in the API's shape (the
     bodies --print-errors writes, with Recoup's CORS origin), nothing
@@ -69,7 +72,7 @@ def test_fcgiwrap_gone_is_the_apis_503(stack, db, errors, tmp_path_factory):
     session = recoup_new_session(db, account)
     chat = recoup_new_chat(db, session)
     path = f"/api/sessions/{session}/chats/{chat}"
-    host = hosts.HOSTS["nginx-fcgiwrap"](dict(stack), tmp_path_factory.mktemp("fcgiwrap-gone"))
+    host = hosts.HOSTS["nginx-fcgiwrap"](dict(stack), Path(stack["STACK_DIR"]) / "fcgiwrap-gone")
     base_url = host.start()
     try:
         host.stop_fcgiwrap()

@@ -8,41 +8,38 @@ A host without workers is a second instance of the current host's class
 """
 
 import json
-import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
 import hosts
 from conftest import assert_json_headers
+from helpers import API_SAMPLE_PATHS as API_PATHS
 from helpers import raw_exchange
 
 APACHE = ("apache-fcgid", "apache-proxy-fcgi")
-# A path of each API, by the prefix --print-errors names it with.
-API_PATHS = {
-    "recoup": "/api/sessions/s/chats/c",
-    "neptun": "/api/users/1/chats/1",
-    "leanmcp": "/api/chats/id/c1a83d84-7154-464c-bd19-a9f10e0a067f",
-}
+
+
+@pytest.fixture
+def printed(printed_errors):
+    """The folder of --print-errors, and {api name: its API's folder}."""
+    out, routes = printed_errors
+    return out, {name: out / prefix.strip("/") for name, (prefix, _, _) in routes.items()}
+
+
+def host_dir(stack):
+    """A fresh folder for a second host instance, in the stack's folder,
+    which the host's own user may enter (pytest's tmp_path is root's only)."""
+    return Path(tempfile.mkdtemp(prefix="host-", dir=stack["STACK_DIR"]))
 
 
 @pytest.fixture(scope="module")
-def printed(stack, tmp_path_factory):
-    """{api name: (prefix, its folder)} and the folder of --print-errors."""
-    out = tmp_path_factory.mktemp("errors")
-    subprocess.run([stack["CHATPATCH_BIN"], "--print-errors", str(out)], check=True, timeout=30)
-    apis = {}
-    for line in (out / "routes.tsv").read_text().splitlines():
-        name, prefix, _, _ = line.split("\t")
-        apis[name] = out / prefix.strip("/")
-    return out, apis
-
-
-@pytest.fixture(scope="module")
-def no_workers(stack, tmp_path_factory):
+def no_workers(stack):
     """The base URL of the current host with no worker behind it."""
     broken = dict(stack, CHATPATCH_SOCKET="/nonexistent/chatpatch.sock",
-                  CHATPATCH_BIN="/nonexistent/chatpatch")
-    host = hosts.HOSTS[hosts.CURRENT](broken, tmp_path_factory.mktemp("no-workers"))
+                  SPAWN_BIN="/nonexistent/chatpatch")
+    host = hosts.HOSTS[hosts.CURRENT](broken, host_dir(stack))
     url = host.start(healthy=False)
     yield url
     host.stop()
@@ -52,25 +49,34 @@ def assert_body(answer_body, path):
     assert json.loads(answer_body) == json.loads(path.read_text()), answer_body[:300]
 
 
+# No worker: the pool's socket is gone (mod_proxy_fcgi: 503), or the
+# worker mod_fcgid starts exits at once (mod_fcgid: 500, "premature end of
+# script headers"; Retry-After goes only with 503).
+NO_WORKER_STATUS = {"apache-proxy-fcgi": 503, "apache-fcgid": 500}
+
+
+def assert_no_worker_answer(answer, body_file):
+    status = NO_WORKER_STATUS[hosts.CURRENT]
+    assert answer.status == status, answer
+    assert answer.get_list("retry-after") == (["1"] if status == 503 else []), answer
+    assert answer.get_list("content-type") == ["application/json; charset=utf-8"], answer
+    assert answer.get_list("cache-control") == ["no-store"], answer
+    assert_body(answer.body, body_file.parent / f"{status}.json")
+
+
 @hosts.only_behind(*APACHE)
 @pytest.mark.parametrize("name", sorted(API_PATHS))
-def test_no_worker_is_503_json_with_retry_after(no_workers, printed, name):
+def test_no_worker_is_the_apis_json(no_workers, printed, name):
     _, apis = printed
     answer = raw_exchange(no_workers, "PATCH", API_PATHS[name],
                           [("Content-Type", "application/json")], b"{}")
-    assert answer.status == 503, answer
-    assert answer.get_list("retry-after") == ["1"], answer
-    assert answer.get_list("content-type") == ["application/json; charset=utf-8"], answer
-    assert answer.get_list("cache-control") == ["no-store"], answer
-    assert_body(answer.body, apis[name] / "503.json")
+    assert_no_worker_answer(answer, apis[name] / "any")
 
 
 @hosts.only_behind(*APACHE)
-def test_no_worker_healthz_is_the_generic_503(no_workers, printed):
+def test_no_worker_healthz_is_the_generic_body(no_workers, printed):
     out, _ = printed
-    answer = raw_exchange(no_workers, "GET", "/healthz")
-    assert answer.status == 503 and answer.get_list("retry-after") == ["1"], answer
-    assert_body(answer.body, out / "503.json")
+    assert_no_worker_answer(raw_exchange(no_workers, "GET", "/healthz"), out / "any")
 
 
 @hosts.only_behind("apache-fcgid")
@@ -133,4 +139,22 @@ def test_proxy_nul_is_the_generic_json_404(base_url, printed):
 def test_recoup_cors_origin_not_on_apaches_own_answers(no_workers):
     answer = raw_exchange(no_workers, "PATCH", API_PATHS["recoup"],
                           [("Content-Type", "application/json")], b"{}")
-    assert answer.status == 503 and answer.get_list("access-control-allow-origin") == [], answer
+    assert answer.status == NO_WORKER_STATUS[hosts.CURRENT], answer
+    assert answer.get_list("access-control-allow-origin") == [], answer
+
+
+@hosts.only_behind("apache-fcgid")
+def test_fcgid_worker_exits_0_on_apaches_sigterm(stack):
+    """mod_fcgid starts the worker with the socket on fd 0 and, when Apache
+    stops, ends it with SIGTERM; the worker exits by itself with status 0
+    (mod_fcgid logs how each process ended, at info level)."""
+    work = host_dir(stack)
+    host = hosts.HOSTS["apache-fcgid"](stack, work, log_level="warn fcgid:info")
+    url = host.start()
+    assert raw_exchange(url, "GET", "/healthz").status == 200
+    host.stop()
+    log = (work / "log" / "error.log").read_text(errors="replace")
+    ends = [line for line in log.splitlines() if "chatpatch.fcgi" in line and " exit(" in line]
+    assert ends, log[-3000:]
+    for line in ends:
+        assert "terminated by calling exit(), return code: 0" in line, line

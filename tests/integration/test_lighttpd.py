@@ -23,7 +23,7 @@ import pytest
 import hosts
 from conftest import fetch_one, recoup_new_account, recoup_new_chat, recoup_new_session
 from helpers import assert_raw_json, parse_http_answer, raw_connect, raw_exchange
-from host_common import printed_errors
+from test_error_documents import printed_body
 from test_process_modes import alive
 
 pytestmark = hosts.only_behind("lighttpd")
@@ -32,9 +32,12 @@ CLIENT_ID = "client-chosen-id"
 
 
 @pytest.fixture(scope="module")
-def errors(stack, tmp_path_factory):
-    """The documents a lighttpd host is given, as the binary prints them."""
-    return printed_errors(stack["CHATPATCH_BIN"], tmp_path_factory.mktemp("errors"))
+def errors(printed_errors):
+    """([(prefix, CORS origin or None)] of each API, body(prefix, status):
+    the printed document; prefix "" is the generic one)."""
+    out, apis = printed_errors
+    routes = [(prefix, None if origin == "-" else origin) for prefix, _, origin in apis.values()]
+    return routes, lambda prefix, status: printed_body(out, prefix, status)
 
 
 @pytest.fixture
@@ -198,8 +201,7 @@ def pool_pids(binary):
     return pids
 
 
-def test_workers_unreachable_is_503_with_retry_after(stack, db, errors, recoup,
-                                                    tmp_path_factory):
+def test_workers_unreachable_is_503_with_retry_after(stack, db, errors, recoup):
     """A lighttpd of its own whose pool was killed while its binary is gone,
     so lighttpd cannot start it again: lighttpd's 503, in the API's shape
     under its path, with Retry-After: 1; nothing changes. (lighttpd 1.4.69
@@ -207,7 +209,7 @@ def test_workers_unreachable_is_503_with_retry_after(stack, db, errors, recoup,
     back: README.)"""
     routes, body = errors
     path, headers, chat = recoup
-    host = hosts.HOSTS["lighttpd"](dict(stack), tmp_path_factory.mktemp("lighttpd-503"))
+    host = hosts.HOSTS["lighttpd"](dict(stack), Path(stack["STACK_DIR"]) / "lighttpd-503")
     base_url = host.start()
     try:
         binary = host.paths()["bin"]
