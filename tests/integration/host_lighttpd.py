@@ -9,6 +9,7 @@ with only their EDIT lines set for this instance: its port, its folder
 lighttpd and the workers it spawns run as nobody (server.username).
 """
 
+import re
 import shutil
 
 from host_common import open_parents, passed_env, set_lines
@@ -17,12 +18,28 @@ from hosts import DEPLOY, Host, print_errors, run_as_user
 LIGHTTPD = "/usr/sbin/lighttpd"
 
 
+def pool_variant(snippet, socket):
+    """The recipe with its commented fastcgi.server (to a pool of one's own
+    on `socket`) in place of the one that spawns the binary."""
+    spawning = re.search(r'^    fastcgi\.server = \( "/" => \(\(\n.*?^    \)\)\)\n', snippet,
+                         re.M | re.S)
+    variant = re.search(r'^    # fastcgi\.server = \( "/" => \(\(\n.*?^    # \)\)\)\n', snippet,
+                        re.M | re.S)
+    if not spawning or not variant:
+        raise RuntimeError("deploy/lighttpd/chatpatch.conf: no fastcgi.server to swap")
+    pool = re.sub(r"^    # ?", "    ", variant.group(0), flags=re.M)
+    pool = set_lines(pool, r'\s*"socket"\s*=>\s*', socket)
+    return snippet.replace(variant.group(0), "").replace(spawning.group(0), pool)
+
+
 class Lighttpd(Host):
     """lighttpd 1.4 with deploy/lighttpd/chatpatch.conf included, spawning
     a pool of two workers (bin-path) on a socket of its own."""
 
     name = "lighttpd"
     workers = 2
+    # The recipe's other fastcgi.server: to the stack's pool, spawning none.
+    to_pool = False
 
     def paths(self):
         w = self.work_dir
@@ -50,6 +67,8 @@ class Lighttpd(Host):
                            ("database", self.stack["WORKER_DATABASE_URL"]),
                            ("workers", self.workers)):
             snippet = set_lines(snippet, rf"\s*var\.chatpatch_{var}\s*=\s*", value)
+        if self.to_pool:
+            snippet = pool_variant(snippet, self.stack["CHATPATCH_SOCKET"])
         lua = set_lines((DEPLOY / "lighttpd" / "chatpatch-errors.lua").read_text(),
                         r"local ERRORS = ", p["errors"])
         main = "\n".join([
@@ -87,7 +106,8 @@ class Lighttpd(Host):
                 shutil.chown(p[d], user[0], user[1])
             open_parents(self.work_dir)
         env = passed_env()
-        self.stack["WORKER_LOG"] = str(self.worker_log())
+        if not self.to_pool:
+            self.stack["WORKER_LOG"] = str(self.worker_log())
         return self._spawn([LIGHTTPD, "-D", "-f", str(p["conf"])], env, healthy)
 
     def log_files(self):

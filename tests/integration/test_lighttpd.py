@@ -13,6 +13,7 @@ profiles: nothing here restates an API's shape.
 """
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -252,3 +253,26 @@ def test_recipe_loads_in_debians_lighttpd_conf(tmp_path):
                           timeout=30)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "parser failed" not in out and "Duplicate" not in out, out
+
+
+def test_variant_to_a_pool_of_ones_own(stack, http, db, recoup):
+    """The recipe's other fastcgi.server, to a pool run on its own (here the
+    stack's, on its socket): lighttpd spawns nothing, the pool answers and
+    logs the request."""
+    path, headers, chat = recoup
+    host = hosts.HOSTS["lighttpd"](dict(stack), Path(stack["STACK_DIR"]) / "lighttpd-pool")
+    host.to_pool = True
+    base_url = host.start()
+    try:
+        assert not re.search(r'"bin-path"\s*=>', host.paths()["snippet"].read_text())
+        answer = raw_exchange(base_url, "PATCH", path, headers, b'{"title":"through the pool"}')
+        assert answer.status == 200, answer
+        rid = answer.get_list("x-request-id")[0]
+        pool_log = Path(stack["STACK_DIR"]) / "log" / "chatpatch.log"
+        deadline = time.monotonic() + 5
+        while f"rid={rid}" not in pool_log.read_text(errors="replace"):
+            assert time.monotonic() < deadline, f"no access line for rid={rid} in the pool's log"
+            time.sleep(0.05)
+        assert recoup_row(db, chat)["title"] == "through the pool"
+    finally:
+        host.stop()
