@@ -276,3 +276,20 @@ def test_variant_to_a_pool_of_ones_own(stack, http, db, recoup):
         assert recoup_row(db, chat)["title"] == "through the pool"
     finally:
         host.stop()
+
+
+def test_pool_stops_with_lighttpd(stack):
+    """lighttpd's SIGTERM at its own stop reaches the pool it spawned, which
+    stops in order (its log says so) and leaves no process behind."""
+    host = hosts.HOSTS["lighttpd"](dict(stack), Path(stack["STACK_DIR"]) / "lighttpd-stop")
+    host.start()
+    binary = host.paths()["bin"]
+    pids = pool_pids(binary)
+    assert pids, f"no process runs {binary}"
+    host.stop()
+    log = host.worker_log()
+    deadline = time.monotonic() + 20
+    while any(alive(pid) for pid in pids) or "pool: stopped" not in log.read_text():
+        assert time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.05)
+    assert "SIGKILL" not in log.read_text()
