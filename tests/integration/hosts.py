@@ -89,8 +89,11 @@ def run_as_user():
 def print_errors(binary, out_dir):
     """The JSON bodies of the answers a host gives itself, as the binary
     writes them from its API profiles (chatpatch --print-errors)."""
-    subprocess.run([str(binary), "--print-errors", str(out_dir)], check=True,
-                   capture_output=True, timeout=30)
+    proc = subprocess.run([str(binary), "--print-errors", str(out_dir)],
+                          capture_output=True, text=True, timeout=30)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{binary} --print-errors {out_dir}: exit {proc.returncode}\n"
+                           f"{proc.stderr[-2000:]}")
 
 
 class Host:
