@@ -13,8 +13,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* 431: lighttpd's answer to a header block over its limit. */
 const int errors_host_statuses[] = {400, 403, 404, 405, 408, 413, 414,
-                                    429, 500, 501, 503, 505, 0};
+                                    429, 431, 500, 501, 503, 505, 0};
 
 char *errors_body(const struct api_profile *api, int status)
 {

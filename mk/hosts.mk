@@ -11,6 +11,10 @@ TEST_HOSTS = $(eval TEST_HOSTS := $$(shell cd tests/integration && \
     /usr/bin/python3 -c 'import hosts; print(*(n for n in hosts.HOSTS if n != "nginx"))'))$(TEST_HOSTS)
 HOST_SUITES := tests/integration/test_recoup.py tests/integration/test_neptun.py \
                tests/integration/test_leanmcp.py tests/integration/test_host_answers.py
+# And, for some hosts, the tests of what that host answers itself (README,
+# "What the server answers itself"): nginx + fcgiwrap is the nginx snippet.
+HOST_SUITES_lighttpd       := tests/integration/test_lighttpd.py
+HOST_SUITES_nginx-fcgiwrap := tests/integration/test_nginx_paths.py tests/integration/test_fcgiwrap.py
 
 .PHONY: test-hosts deps-hosts
 deps-hosts:
@@ -21,4 +25,4 @@ test-hosts: deps-hosts
 
 test-host-%: deps-hosts build/asan/chatpatch
 	CHATPATCH_HOST=$* CHATPATCH_BIN=$(CURDIR)/build/asan/chatpatch $(PYTEST) -q -rxs \
-	    -p no:cacheprovider $(HOST_SUITES)
+	    -p no:cacheprovider $(HOST_SUITES) $(HOST_SUITES_$*)

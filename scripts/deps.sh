@@ -14,7 +14,7 @@ declare -A group=(
     [memcheck]="valgrind"
     [man]="help2man man-db groff-base"
     # make test-hosts: the FastCGI hosts besides nginx (tests/integration/hosts.py)
-    [hosts]="apache2 libapache2-mod-fcgid lighttpd fcgiwrap"
+    [hosts]="apache2 libapache2-mod-fcgid lighttpd lighttpd-modules-lua fcgiwrap"
     [bench]="wrk postgresql-15 procps gnuplot-nox nodejs:node npm:npm"
     [openapi]="nodejs:node npm:npm python3-pytest python3-yaml python3-jsonschema"
 )

@@ -226,13 +226,18 @@ def sanitizer_reports(path, offset=0):
 
 @pytest.fixture(autouse=True)
 def _no_sanitizer_reports(stack):
-    """Fails the test during which the worker logged a sanitizer report."""
-    log = Path(stack["STACK_DIR"]) / "log" / "chatpatch.log"
-    start = log.stat().st_size if log.exists() else 0
+    """Fails the test during which the worker logged a sanitizer report: the
+    pool's log, and the log of the workers a host spawns itself (WORKER_LOG,
+    set by such a host: lighttpd, fcgiwrap)."""
+    logs = [Path(stack["STACK_DIR"]) / "log" / "chatpatch.log"]
+    if stack.get("WORKER_LOG"):
+        logs.append(Path(stack["WORKER_LOG"]))
+    starts = [log.stat().st_size if log.exists() else 0 for log in logs]
     yield
-    reports = sanitizer_reports(log, start)
-    if reports:
-        pytest.fail(f"sanitizer report in chatpatch.log during this test:\n{reports[-4000:]}")
+    for log, start in zip(logs, starts):
+        reports = sanitizer_reports(log, start)
+        if reports:
+            pytest.fail(f"sanitizer report in {log.name} during this test:\n{reports[-4000:]}")
 
 
 @pytest.fixture(scope="session")

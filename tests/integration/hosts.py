@@ -341,6 +341,12 @@ ALL_HOST_NAMES = {"nginx", "apache-fcgid", "apache-proxy-fcgi", "lighttpd", "ngi
 # The registry: CHATPATCH_HOST names one of these.
 HOSTS = {cls.name: cls for cls in (Nginx, ApacheFcgid, ApacheProxyFcgi)}
 
+# Hosts in files of their own; imported here, after Host, which they subclass.
+from host_fcgiwrap import NginxFcgiwrap  # noqa: E402
+from host_lighttpd import Lighttpd  # noqa: E402
+
+HOSTS.update({cls.name: cls for cls in (Lighttpd, NginxFcgiwrap)})
+
 
 def request_id_re():
     """What an X-Request-Id looks like behind the current host."""

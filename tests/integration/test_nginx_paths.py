@@ -91,8 +91,9 @@ def rows(db):
 
 def worker_saw(stack, request_id, timeout=5.0):
     """Whether the workers' access log has a line for `request_id` (README:
-    `access rid=...`); waits a little for the line to be written."""
-    log = Path(stack["STACK_DIR"]) / "log" / "chatpatch.log"
+    `access rid=...`); waits a little for the line to be written. Behind a
+    host that spawns the workers itself, their log is its WORKER_LOG."""
+    log = Path(stack.get("WORKER_LOG") or Path(stack["STACK_DIR"]) / "log" / "chatpatch.log")
     deadline = time.monotonic() + timeout
     while True:
         if f"rid={request_id}" in log.read_text(errors="replace"):
