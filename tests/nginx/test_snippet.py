@@ -189,6 +189,6 @@ http {{
 }}
 """)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    proc = subprocess.run([nginx, "-t", "-q", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-                          capture_output=True, text=True)
+    proc = subprocess.run([nginx, "-t", "-q", "-p", str(tmp_path),
+                           "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
