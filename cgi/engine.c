@@ -384,7 +384,7 @@ static void serve_health(const struct request *req, struct response *res, long *
     PGresult *r;
 
     if (strcmp(req->method, "GET") != 0) {
-        strcpy(res->allow, "GET");
+        strcpy(res->allow, ENGINE_FIXED_ALLOW);
         response_error(res, SHAPE_GENERIC, 405, NULL, NULL);
         return;
     }
@@ -393,7 +393,7 @@ static void serve_health(const struct request *req, struct response *res, long *
         response_set(res, 200, strdup("{\"status\":\"ok\"}"));
     } else {
         res->retry_after = true;
-        response_set(res, 503, strdup("{\"status\":\"unavailable\"}"));
+        response_set(res, 503, strdup(ENGINE_HEALTH_UNAVAILABLE));
     }
 }
 
@@ -417,7 +417,7 @@ static void serve_status(const struct request *req, struct response *res)
     struct buf body = {0};
 
     if (strcmp(req->method, "GET") != 0) {
-        strcpy(res->allow, "GET");
+        strcpy(res->allow, ENGINE_FIXED_ALLOW);
         response_error(res, SHAPE_GENERIC, 405, NULL, NULL);
         return;
     }

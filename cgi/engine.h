@@ -20,6 +20,12 @@ struct engine_outcome {
     long db_us;        /* time spent waiting for PostgreSQL */
 };
 
+/* The fixed routes' methods (the Allow of their 405), and the health
+ * check's body when the database does not answer. errors.c prints both for
+ * the configs of web servers in front (chatpatch --print-errors). */
+#define ENGINE_FIXED_ALLOW        "GET"
+#define ENGINE_HEALTH_UNAVAILABLE "{\"status\":\"unavailable\"}"
+
 /* Answers req into res (release it with response_free()). */
 void engine_handle(const struct request *req, struct response *res,
                    struct engine_outcome *outcome);

@@ -6,6 +6,8 @@
 
 #include "buf.h"
 #include "decide.h"
+#include "engine.h"
+#include "route.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -96,6 +98,36 @@ static bool write_bodies(const char *dir, const struct api_profile *api)
     return true;
 }
 
+/* The fixed routes (no API's): fixed.tsv with each one's path and Allow,
+ * and the health check's own 503 under its path (healthz/503.json); their
+ * other answers are the generic ones. */
+static bool write_fixed(const char *dir)
+{
+    static const char *const fixed[] = {ROUTE_HEALTH, ROUTE_STATUS};
+    struct buf list = {0};
+    char path[4096];
+    bool ok;
+
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        buf_adds(&list, fixed[i]);
+        buf_addc(&list, '\t');
+        buf_adds(&list, ENGINE_FIXED_ALLOW);
+        buf_addc(&list, '\n');
+    }
+    snprintf(path, sizeof path, "%s/fixed.tsv", dir);
+    ok = write_file(path, list.data);
+    buf_free(&list);
+    snprintf(path, sizeof path, "%s%s", dir, ROUTE_HEALTH);
+    if (ok && !make_dirs(path)) {
+        fprintf(stderr, "chatpatch: cannot create %s: %s\n", path, strerror(errno));
+        ok = false;
+    }
+    if (ok && (size_t)snprintf(path, sizeof path, "%s%s/503.json", dir, ROUTE_HEALTH) <
+                  sizeof path)
+        ok = write_file(path, ENGINE_HEALTH_UNAVAILABLE);
+    return ok;
+}
+
 bool errors_print(const char *dir)
 {
     struct buf routes = {0};
@@ -119,7 +151,7 @@ bool errors_print(const char *dir)
     }
     if (ok) {
         snprintf(path, sizeof path, "%s/routes.tsv", dir);
-        ok = write_file(path, routes.data);
+        ok = write_file(path, routes.data) && write_fixed(dir);
     }
     buf_free(&routes);
     return ok;

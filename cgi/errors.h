@@ -20,8 +20,10 @@ char *errors_body(const struct api_profile *api, int status);
  *                                           but for 404: unknown paths are
  *                                           no API's, under any prefix
  * and DIR/routes.tsv, one line per API: name, path prefix, Allow, and
- * Access-Control-Allow-Origin ("-" for none), tab-separated. Returns false
- * after printing why to stderr. */
+ * Access-Control-Allow-Origin ("-" for none), tab-separated; DIR/fixed.tsv,
+ * one line per fixed route (/healthz, /status): path and Allow; and
+ * DIR/healthz/503.json, the health check's body without a database.
+ * Returns false after printing why to stderr. */
 bool errors_print(const char *dir);
 
 #endif

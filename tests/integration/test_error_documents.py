@@ -1,7 +1,8 @@
 """chatpatch --print-errors DIR (issue 10): the bodies a web server maps its
 own answers to are the very bodies the worker answers for the same status
-on the same path, and routes.tsv states each API's prefix, Allow and CORS
-origin as the worker's answers do.
+on the same path, routes.tsv states each API's prefix, Allow and CORS
+origin as the worker's answers do, and fixed.tsv the fixed routes' Allow
+(with /healthz's own 503 body in healthz/503.json).
 
 The worker is asked directly, in CGI mode (run_cgi), so no web server's
 config stands between: 405 (a method no profile has), 413 (a body over
@@ -92,3 +93,21 @@ def test_every_status_has_a_body_per_api_and_a_generic_one(printed, status):
     assert generic == {"statusCode": status, "error": generic["error"]}
     for prefix, _, _ in routes.values():
         assert printed_body(out, prefix, status) is not None, (prefix, status)
+
+
+def test_fixed_routes_are_the_workers(stack, printed):
+    """fixed.tsv: each fixed route's Allow is its 405's; healthz/503.json is
+    the health check's body without a database."""
+    out, _ = printed
+    fixed = [line.split("\t") for line in (out / "fixed.tsv").read_text().splitlines()]
+    assert sorted(path for path, _ in fixed) == ["/healthz", "/status"]
+    for path, allow in fixed:
+        status, headers, body = run_cgi(stack, "PUT", path, body=b"{}")
+        assert status == 405
+        assert headers["allow"] == allow
+        assert json.loads(body) == printed_body(out, "", 405)
+    no_db = dict(stack, DATABASE_URL=NO_DATABASE)
+    status, headers, body = run_cgi(no_db, "GET", "/healthz")
+    assert status == 503
+    assert headers["retry-after"] == "1"
+    assert json.loads(body) == printed_body(out, "/healthz", 503)
