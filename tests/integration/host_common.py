@@ -1,9 +1,13 @@
 """What the hosts that run from a shipped recipe share (host_lighttpd.py,
 host_fcgiwrap.py): setting a recipe's EDIT lines, letting an unprivileged
-host user reach the work folder, and the environment a host passes on."""
+host user reach the work folder, the environment a host passes on, and
+waiting for a host's process group to end."""
 
 import os
 import re
+import subprocess
+import time
+from pathlib import Path
 
 # What a host hands on to the workers from ours: the sanitizers' settings.
 PASSED_ENV = ("PATH", "LANG", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
@@ -36,3 +40,25 @@ def open_parents(path):
         d = d.parent
         if not d.stat().st_mode & 0o001:
             d.chmod(d.stat().st_mode | 0o001)
+
+
+def group_alive(pgid):
+    """Whether a live (not zombie) process is in process group pgid, from /proc."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
+
+
+def wait_group_gone(pgid, timeout):
+    """Waits until process group pgid has no live process; raises
+    subprocess.TimeoutExpired after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while group_alive(pgid):
+        if time.monotonic() > deadline:
+            raise subprocess.TimeoutExpired(f"process group {pgid}", timeout)
+        time.sleep(0.02)

@@ -17,7 +17,8 @@ import shutil
 import signal
 import subprocess
 
-from host_common import open_parents, passed_env, set_lines
+from host_common import open_parents, passed_env, set_lines, wait_group_gone
+
 from hosts import DEPLOY, REPO, Host, run_as_user
 
 FCGIWRAP = "/usr/sbin/fcgiwrap"
@@ -130,13 +131,18 @@ class NginxFcgiwrap(Host):
         proc = getattr(self, "fcgiwrap", None)
         if proc is None or proc.poll() is not None:
             return
-        # fcgiwrap's preforked children are in its process group.
+        # fcgiwrap's preforked children are in its process group, and one
+        # still alive after the parent has exited would accept the next
+        # request: wait for the whole group.
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=10)
+            wait_group_gone(proc.pid, timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+            wait_group_gone(proc.pid, timeout=10)
+
 
     def stop(self):
         super().stop()
