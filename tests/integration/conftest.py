@@ -15,6 +15,7 @@ Helpers other test files import (`from conftest import ...`):
   fetch_one, fetch_all  query results as dicts
   fetch_recoup_chat     a recoup.chats row as a dict
   child_pids            children of a process (the worker pool)
+  printed_body          one body `chatpatch --print-errors` wrote
   make_stack_dir, stack_env, run_stack, remove_stack_dir
                         the steps of a stack of one's own (test_faults.py)
 Tables and helpers without fixtures are in helpers.py.
@@ -251,6 +252,21 @@ def printed_errors(stack, tmp_path_factory):
         name, prefix, allow, origin = line.split("\t")
         routes[name] = (prefix, allow, origin)
     return out, routes
+
+
+def printed_body(out, prefix, status):
+    """The printed body for status under prefix, parsed; None when absent."""
+    path = out / prefix.strip("/") / f"{status}.json" if prefix else out / f"{status}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+@pytest.fixture(scope="session")
+def printed_error_bodies(printed_errors):
+    """([(prefix, CORS origin or None)] of each API, body(prefix, status):
+    the printed document, parsed; prefix "" is the generic one)."""
+    out, apis = printed_errors
+    routes = [(prefix, None if origin == "-" else origin) for prefix, _, origin in apis.values()]
+    return routes, lambda prefix, status: printed_body(out, prefix, status)
 
 
 @pytest.fixture(scope="session")

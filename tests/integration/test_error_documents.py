@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from conftest import run_cgi
+from conftest import printed_body, run_cgi
 from helpers import API_SAMPLE_PATHS as API_PATHS
 # A credential of each API's kind, so the request needs the database.
 API_CREDENTIALS = {
@@ -28,12 +28,6 @@ NO_DATABASE = "postgresql://nobody@/nothing?host=/nonexistent&connect_timeout=2"
 @pytest.fixture
 def printed(printed_errors):
     return printed_errors
-
-
-def printed_body(out, prefix, status):
-    """The printed body for status under prefix, parsed; None when absent."""
-    path = out / prefix.strip("/") / f"{status}.json" if prefix else out / f"{status}.json"
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def test_routes_name_every_api(printed):

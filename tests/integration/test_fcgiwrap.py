@@ -18,7 +18,6 @@ import pytest
 import hosts
 from conftest import recoup_new_account, recoup_new_chat, recoup_new_session
 from helpers import assert_raw_json, raw_exchange
-from test_error_documents import printed_body
 
 pytestmark = hosts.only_behind("nginx-fcgiwrap")
 
@@ -53,21 +52,12 @@ def test_a_process_and_a_connection_per_request(stack, http):
         assert len([line for line in lines if " access rid=" in line]) == 1, lines
 
 
-@pytest.fixture(scope="module")
-def errors(printed_errors):
-    """([(prefix, CORS origin or None)] of each API, body(prefix, status):
-    the printed document; prefix "" is the generic one)."""
-    out, apis = printed_errors
-    routes = [(prefix, None if origin == "-" else origin) for prefix, _, origin in apis.values()]
-    return routes, lambda prefix, status: printed_body(out, prefix, status)
-
-
-def test_fcgiwrap_gone_is_the_apis_503(stack, db, errors):
+def test_fcgiwrap_gone_is_the_apis_503(stack, db, printed_error_bodies):
     """A second nginx + fcgiwrap whose fcgiwrap is stopped: nginx's 502
     becomes the snippet's 503 with Retry-After: 1, in the API's shape (the
     bodies --print-errors writes, with Recoup's CORS origin), nothing
     changes."""
-    routes, body = errors
+    routes, body = printed_error_bodies
     account, key = recoup_new_account(db)
     session = recoup_new_session(db, account)
     chat = recoup_new_chat(db, session)

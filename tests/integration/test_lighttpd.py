@@ -24,7 +24,6 @@ import pytest
 import hosts
 from conftest import fetch_one, recoup_new_account, recoup_new_chat, recoup_new_session
 from helpers import assert_raw_json, parse_http_answer, raw_connect, raw_exchange
-from test_error_documents import printed_body
 from test_process_modes import alive
 
 # lighttpd's own answers (503 in the shape of the prefix an unknown path is
@@ -33,15 +32,6 @@ pytestmark = [hosts.only_behind("lighttpd"), pytest.mark.hosts_own_answers]
 
 
 CLIENT_ID = "client-chosen-id"
-
-
-@pytest.fixture(scope="module")
-def errors(printed_errors):
-    """([(prefix, CORS origin or None)] of each API, body(prefix, status):
-    the printed document; prefix "" is the generic one)."""
-    out, apis = printed_errors
-    routes = [(prefix, None if origin == "-" else origin) for prefix, _, origin in apis.values()]
-    return routes, lambda prefix, status: printed_body(out, prefix, status)
 
 
 @pytest.fixture
@@ -82,12 +72,13 @@ def send_head(base_url, head, body=b""):
 # ---- a body over lighttpd's bound: 413 in the API's shape ---------------------------------
 
 
-def test_body_over_lighttpd_bound_is_413_in_each_api_shape(base_url, db, errors, recoup):
+def test_body_over_lighttpd_bound_is_413_in_each_api_shape(base_url, db, printed_error_bodies,
+                                                            recoup):
     """Over server.max-request-size (128 KiB) lighttpd answers before reading
     the body, under each API's path in that API's shape; a body between the
     workers' --max-body and that bound gets the workers' own 413 (the APIs'
     suites)."""
-    routes, body = errors
+    routes, body = printed_error_bodies
     path, headers, chat = recoup
     before = recoup_row(db, chat)
     size = 129 * 1024
@@ -109,10 +100,11 @@ def test_body_over_lighttpd_bound_is_413_in_each_api_shape(base_url, db, errors,
     ("unknown-transfer-coding", ["Transfer-Encoding: gzip"], 501),
     ("header-over-8-kib", ["Content-Length: 2", "X-Big: " + "a" * 9000], 431),
 ])
-def test_malformed_request_is_json(base_url, db, errors, recoup, name, extra, status):
+def test_malformed_request_is_json(base_url, db, printed_error_bodies, recoup, name, extra,
+                                   status):
     """Refusals other than 413 and 503 come in the generic shape, whatever
     the path, as nginx's do."""
-    _, body = errors
+    _, body = printed_error_bodies
     path, headers, chat = recoup
     before = recoup_row(db, chat)
     head = "\r\n".join([f"PATCH {path} HTTP/1.1", "Host: x", "Connection: close",
@@ -121,10 +113,10 @@ def test_malformed_request_is_json(base_url, db, errors, recoup, name, extra, st
     assert recoup_row(db, chat) == before
 
 
-def test_unknown_method_is_501_json(base_url, db, errors, recoup):
+def test_unknown_method_is_501_json(base_url, db, printed_error_bodies, recoup):
     """lighttpd refuses a method it does not know (501) where nginx passes it
     to the workers (405)."""
-    _, body = errors
+    _, body = printed_error_bodies
     path, headers, chat = recoup
     before = recoup_row(db, chat)
     for target in (path, "/nowhere"):
@@ -133,15 +125,15 @@ def test_unknown_method_is_501_json(base_url, db, errors, recoup):
     assert recoup_row(db, chat) == before
 
 
-def test_missing_host_header_is_400_json(base_url, errors):
-    _, body = errors
+def test_missing_host_header_is_400_json(base_url, printed_error_bodies):
+    _, body = printed_error_bodies
     answer = send_head(base_url, "GET /healthz HTTP/1.1\r\nConnection: close")
     check(answer, 400, body("", 400))
 
 
 @pytest.mark.parametrize("version", ["HTTP/2.0", "HTTP/3.0"])
-def test_other_http_version_is_505_json(base_url, db, errors, recoup, version):
-    _, body = errors
+def test_other_http_version_is_505_json(base_url, db, printed_error_bodies, recoup, version):
+    _, body = printed_error_bodies
     path, headers, chat = recoup
     before = recoup_row(db, chat)
     head = "\r\n".join([f"PATCH {path} {version}", "Host: x", "Connection: close",
@@ -205,13 +197,13 @@ def pool_pids(binary):
     return pids
 
 
-def test_workers_unreachable_is_503_with_retry_after(stack, db, errors, recoup):
+def test_workers_unreachable_is_503_with_retry_after(stack, db, printed_error_bodies, recoup):
     """A lighttpd of its own whose pool was killed while its binary is gone,
     so lighttpd cannot start it again: lighttpd's 503, in the API's shape
     under its path, with Retry-After: 1; nothing changes. (lighttpd 1.4.69
     did not always start such a pool again by itself once the binary was
     back: README.)"""
-    routes, body = errors
+    routes, body = printed_error_bodies
     path, headers, chat = recoup
     host = hosts.HOSTS["lighttpd"](dict(stack), Path(stack["STACK_DIR"]) / "lighttpd-503")
     base_url = host.start()
