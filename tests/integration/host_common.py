@@ -7,7 +7,8 @@ import os
 import re
 import subprocess
 import time
-from pathlib import Path
+
+from hosts import group_members
 
 # What a host hands on to the workers from ours: the sanitizers' settings.
 PASSED_ENV = ("PATH", "LANG", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
@@ -42,23 +43,11 @@ def open_parents(path):
             d.chmod(d.stat().st_mode | 0o001)
 
 
-def group_alive(pgid):
-    """Whether a live (not zombie) process is in process group pgid, from /proc."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            return True
-    return False
-
-
 def wait_group_gone(pgid, timeout):
     """Waits until process group pgid has no live process; raises
     subprocess.TimeoutExpired after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while group_alive(pgid):
+    while group_members(pgid):
         if time.monotonic() > deadline:
             raise subprocess.TimeoutExpired(f"process group {pgid}", timeout)
         time.sleep(0.02)

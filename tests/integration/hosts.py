@@ -23,6 +23,9 @@ Where a host answers a request itself and cannot be made to answer as the
 workers do, the test is marked with host_decides(); the README lists those
 answers ("What the server answers itself").
 
+alive() and group_members() read /proc for the processes hosts and pools
+leave behind (zombies do not count: nothing may reap them here).
+
 Helpers only; fixtures live in conftest.py.
 """
 
@@ -336,6 +339,31 @@ class ApacheProxyFcgi(Apache):
 
 # Every host name make test-hosts knows, registered here or not yet
 # (issue 10 part B adds lighttpd and nginx-fcgiwrap).
+# ---- processes ---------------------------------------------------------------
+
+
+def alive(pid):
+    """A live (non-zombie) process."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def group_members(pgid):
+    """Live processes of process group `pgid`."""
+    members = set()
+    for st in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = st.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.add(int(st.parent.name))
+    return members
+
+
 ALL_HOST_NAMES = {"nginx", "apache-fcgid", "apache-proxy-fcgi", "lighttpd", "nginx-fcgiwrap"}
 
 # The registry: CHATPATCH_HOST names one of these.

@@ -34,14 +34,13 @@ import psycopg
 import pytest
 
 from conftest import SANITIZER_RE, _free_port, child_pids
+from hosts import alive, group_members
 from test_faults import new_target
 from test_process_modes import (  # noqa: F401 (fixtures)
     START_TIMEOUT_S,
-    alive,
     chatpatch_bin,
     check_recoup_200,
     fcgi_http,
-    group_members,
     listening_unix_socket,
     new_rid,
     recoup_patch,

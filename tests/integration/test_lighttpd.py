@@ -24,7 +24,7 @@ import pytest
 import hosts
 from conftest import fetch_one, recoup_new_account, recoup_new_chat, recoup_new_session
 from helpers import assert_raw_json, parse_http_answer, raw_connect, raw_exchange
-from test_process_modes import alive
+from hosts import alive
 
 # lighttpd's own answers (503 in the shape of the prefix an unknown path is
 # under, OPTIONS *) are not in docs/openapi.yaml.

@@ -49,6 +49,7 @@ from conftest import (
 )
 from fcgi_client import ACCESS_RE, FCGI_REQUEST_COMPLETE, fcgi_http
 from helpers import recoup_error
+from hosts import alive, group_members
 
 START_TIMEOUT_S = 20.0  # ASan build, first connection to PostgreSQL
 REQUEST_TIMEOUT_S = 15.0
@@ -119,28 +120,6 @@ def check_recoup_200(resp, db, w, title, request_id=None, chat_id=None):
 
 
 # ---- starting and stopping workers -----------------------------------------------------
-
-
-def alive(pid):
-    """A live (non-zombie) process."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
-def group_members(pgid):
-    """Live processes of process group `pgid`."""
-    members = set()
-    for st in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = st.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.add(int(st.parent.name))
-    return members
 
 
 @dataclass
