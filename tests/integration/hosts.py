@@ -274,9 +274,17 @@ class ApacheFcgid(Apache):
         (w / "worker-log").mkdir(exist_ok=True)
         binary = Path(self.stack["CHATPATCH_BIN"])
         _apache_errors(w, binary)
-        # What the host spawns: the binary, unless a test names another
-        # (one that cannot start: the host's own 503).
-        spawned = Path(self.stack.get("SPAWN_BIN", binary))
+        # What the host spawns: a copy of the binary, which the workers' user
+        # may run wherever the checkout lives (as the lighttpd and fcgiwrap
+        # hosts do), unless a test names another (one that cannot start: the
+        # host's own 503).
+        if "SPAWN_BIN" in self.stack:
+            spawned = Path(self.stack["SPAWN_BIN"])
+        else:
+            spawned = w / "bin" / "chatpatch"
+            spawned.parent.mkdir(exist_ok=True)
+            shutil.copy(binary, spawned)
+
         shutil.copy(DEPLOY / "apache" / "chatpatch.htaccess", htdocs / ".htaccess")
         wrapper = htdocs / "chatpatch.fcgi"
         wrapper.write_text(
