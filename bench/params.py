@@ -151,6 +151,14 @@ def hash_text(key):
     return "\\x" + hashlib.sha256(key.encode()).hexdigest()
 
 
+# ---- the bare path ----------------------------------------------------------
+# GET /healthz: nginx, a FastCGI connection, the worker and one `SELECT 1`,
+# without an API's checks (issue 9's "bare path"). wrk checks every answer
+# against these, so a change of the route or its body stops the bench.
+HEALTH_PATH = "/healthz"
+HEALTH_OK = '{"status":"ok"}'
+
+
 # ---- the statement's values -------------------------------------------------
 def statement_values(api, sqltext):
     """Statement parameter number -> its value for the bench's requests:

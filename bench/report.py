@@ -84,12 +84,18 @@ def pool(runs, cpus):
     }
 
 
+def bare_concurrency(concurrency):
+    """The one concurrency at which the bare path is measured."""
+    return ACCEPT_CONC if ACCEPT_CONC in concurrency else max(concurrency)
+
+
 def pooled(meta, runs):
-    """{key: pooled measurement}; key (api, target, conc) for main runs,
-    (api, body, credential, target) for hostile ones."""
+    """{key: pooled measurement}; key (api, target, conc) for main runs and
+    the bare path (api "healthz"), (api, body, credential, target) for
+    hostile ones."""
     groups = defaultdict(list)
     for r in runs:
-        if r["kind"] == "main":
+        if r["kind"] in ("main", "bare"):
             groups[r["api"], r["target"], r["conc"]].append(r)
         elif r["kind"] == "hostile":
             groups[r["api"], r["body"], r["credential"], r["target"]].append(r)
@@ -175,6 +181,21 @@ def hostile_table(meta, m, runs):
     return out
 
 
+def bare_table(meta, m):
+    """GET /healthz: what nginx and the worker cost with no API work."""
+    c = bare_concurrency(meta["concurrency"])
+    g = m.get(("healthz", "chatpatch", c))
+    if not g:
+        return []
+    us = g["us"]
+    both = us.get("nginx", 0) + us.get("worker", 0)
+    return [f"Bare path (GET {meta.get('bare_path', '?')}: nginx, the worker, one SELECT 1), concurrency {c}:",
+            "  CPU us per request: nginx, the worker, both, PostgreSQL",
+            "      req/s  p99 ms   nginx  worker    both  postgres",
+            f"  {fmt(g['rps'], '9.0f'):>9}  {fmt(g['p99_ms'], '6.2f'):>6}  {fmt(us.get('nginx'), '6.0f'):>6}"
+            f"  {fmt(us.get('worker'), '6.0f'):>6}  {fmt(both, '6.0f'):>6}  {fmt(us.get('postgres'), '8.0f'):>8}"]
+
+
 def bouncer_table(meta, m):
     """chatpatch through pgbouncer against going direct, same run (issue 12)."""
     rows = [(api, c) for api in meta["apis"] for c in meta["concurrency"]
@@ -251,6 +272,12 @@ def acceptance(meta, m, runs):
     if peer_rss:
         line += f" (the peer process: {max(peer_rss):,} kB)"
     out.append(line)
+    bare = m.get(("healthz", "chatpatch", bare_concurrency(meta["concurrency"])))
+    if bare:
+        us = bare["us"]
+        out.append(f"  bare path ({meta.get('bare_path', '?')}): nginx + worker"
+                   f" {fmt(us.get('nginx', 0) + us.get('worker', 0), '.0f')} us per request"
+                   f" at concurrency {bare_concurrency(meta['concurrency'])}")
     hostile = [r for r in runs if r["kind"] == "hostile"]
     if hostile:
         bad = sum(1 for r in hostile if run_problems(r))
@@ -284,6 +311,9 @@ def render(meta, runs):
     hostile = hostile_table(meta, m, runs)
     if hostile:
         body += hostile + [""]
+    bare = bare_table(meta, m)
+    if bare:
+        body += bare + [""]
     bouncer = bouncer_table(meta, m)
     if bouncer:
         body += bouncer + [""]

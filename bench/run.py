@@ -225,6 +225,8 @@ def prepare_files(cfg, facts):
             files[name, kind, "good"] = write(
                 os.path.join(cfg.raw, f"wrk-{name}-{kind}-good.spec"),
                 wrkrun.spec(api, f["route"], cfg.chats, hbody, 400, api.hostile_400_prefix))
+    files["bare"] = write(os.path.join(cfg.raw, "wrk-bare.spec"),
+                          wrkrun.get_spec(params.HEALTH_PATH, 200, params.HEALTH_OK))
     return files
 
 
@@ -327,7 +329,8 @@ def run_ceiling(cfg, run, files, facts):
 
 def run_wrk(cfg, run, spec_file, table=None):
     conc = run["conc"]
-    tag = "-".join(str(run[k]) for k in ("target", "api") if k in run)
+    tag = "-".join(str(run[k]) for k in ("target", "api") if k in run and run["kind"] != "bare")
+    tag = "bare" if run["kind"] == "bare" else tag
     tag += "".join(f"-{run[k]}" for k in ("body", "credential") if k in run)
     tag += f"-c{conc}-r{run['round']}"
     url = {"chatpatch": cfg.base_url, "peer": cfg.peer_url, "bouncer": cfg.bouncer_url}[run["target"]]
@@ -406,7 +409,7 @@ def main():
         "load_s": load_s, "routes": {n: f["route"] for n, f in facts.items()},
         "fixed_per_client": [n for n, f in facts.items()
                              if ceiling.fixed_per_client(f["values"], params.APIS[n].path)],
-        "versions": versions(cfg),
+        "versions": versions(cfg), "bare_path": params.HEALTH_PATH,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     runs = []
@@ -431,6 +434,9 @@ def main():
                            "seconds": seconds}
                     keep(run_ceiling(cfg, run, files, facts) if target == "ceiling"
                          else run_wrk(cfg, run, files[name, "wrk"], api.table))
+            if rnd and conc == report.bare_concurrency(cfg.concurrency):
+                keep(run_wrk(cfg, {"kind": "bare", "api": "healthz", "target": "chatpatch",
+                                   "conc": conc, "round": rnd, "seconds": seconds}, files["bare"]))
         if not cfg.hostile or not rnd:
             continue
         for name in [n for n in cfg.apis if n in ("recoup", "leanmcp")]:

@@ -18,6 +18,12 @@ def spec(api, pattern, chats, body_file, status, prefix, credential=None):
     return "\n".join(lines) + "\n"
 
 
+def get_spec(path, status, prefix):
+    """The text of bench.lua's spec file for GETs of one fixed path."""
+    return "\n".join(["method GET", f"pattern {path}", "chats 1", f"status {status}",
+                      f"prefix {prefix}"]) + "\n"
+
+
 def command(url, spec_file, connections, threads, seconds, timeout, script):
     return ["wrk", "-t", str(min(threads, connections)), "-c", str(connections),
             "-d", f"{seconds}s", "--timeout", f"{timeout}s", "--latency",

@@ -33,6 +33,15 @@ class Recorder(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(out)
 
+    def do_GET(self):
+        # the health check: right on /healthz, a wrong body anywhere else
+        Recorder.seen.append((self.path, self.headers.get("Content-Length"), b""))
+        out = params.HEALTH_OK.encode() if self.path == params.HEALTH_PATH else b"{}"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
     def log_message(self, *args):
         pass
 
@@ -70,6 +79,35 @@ class BenchLuaTest(unittest.TestCase):
         self.assertEqual(r["non2xx"], r["bad_status"])
         self.assertGreater(r["bad_status"], 0)
         self.assertGreater(r["bad_body"], 0)
+
+    def run_get(self, path):
+        Recorder.seen = []
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            with tempfile.TemporaryDirectory() as d:
+                spec = os.path.join(d, "spec")
+                with open(spec, "w") as f:
+                    f.write(wrkrun.get_spec(path, 200, params.HEALTH_OK))
+                cmd = wrkrun.command(f"http://127.0.0.1:{server.server_port}", spec, 2, 2, 1, 5, LUA)
+                out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
+        finally:
+            server.shutdown()
+            server.server_close()
+        r = wrkrun.parse(out)
+        self.assertIsNotNone(r, out)
+        self.assertGreater(r["requests"], 20)
+        self.assertEqual(r["checked"], r["requests"])
+        return r
+
+    def test_bare_path(self):
+        r = self.run_get(params.HEALTH_PATH)
+        self.assertEqual({p for p, _, _ in Recorder.seen}, {params.HEALTH_PATH})
+        self.assertEqual({n for _, n, _ in Recorder.seen}, {None}, "a GET without a body")
+        self.assertEqual((r["bad_status"], r["bad_body"]), (0, 0))
+        # the check can fail: another path answers another body
+        other = self.run_get("/elsewhere")
+        self.assertEqual(other["bad_body"], other["requests"])
 
 
 if __name__ == "__main__":

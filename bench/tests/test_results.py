@@ -94,6 +94,24 @@ class RenderTest(unittest.TestCase):
         self.assertFalse(failed)
         self.assertIn("FLAG: chatpatch slower than 1000 ms: chatpatch recoup c=128 round 1\n", text)
 
+    def test_bare_path(self):
+        meta = dict(META, bare_path="/healthz")
+        bare = [run("chatpatch", 32, rnd, rps=5000.0, kind="bare", api="healthz",
+                    cpu_s={"nginx": 2.5, "worker": 1.5, "postgres": 1.0, "machine": 18.0})
+                for rnd in (1, 2)]
+        text, failed = report.render(meta, series() + bare)
+        self.assertFalse(failed)
+        # 2.5 s of nginx and 1.5 s of worker over 50,000 requests a round
+        self.assertIn("GET /healthz: nginx, the worker, one SELECT 1), concurrency 32:", text)
+        self.assertRegex(text, r"\n +5000 +8\.00 +50 +30 +80 +20\n")
+        self.assertIn("bare path (/healthz): nginx + worker 80 us per request at concurrency 32", text)
+        self.assertNotIn("healthz", report.api_table(meta, report.pooled(meta, series() + bare),
+                                                     "recoup")[0])
+        bare[0].update(bad_bodies=3)
+        text, failed = report.render(meta, series() + bare)
+        self.assertTrue(failed)
+        self.assertIn("chatpatch healthz c=32 round 1: 3 answers with an unexpected body", text)
+
     def test_warmup_counts_only_its_errors(self):
         warm = run("peer", 8, 0, rps=1.0, kind="warmup", max_ms=9000.0)
         text, failed = report.render(META, series() + [warm])
