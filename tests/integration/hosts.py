@@ -359,6 +359,21 @@ def alive(pid):
     return state != "Z"
 
 
+def kill_leftovers(pids, grace_s=10):
+    """Waits up to grace_s for pids to exit, then SIGKILLs those still
+    running; returns them, sorted (a test's own processes only)."""
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.1)
+    leftover = sorted(p for p in pids if alive(p))
+    for pid in leftover:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return leftover
+
+
 def group_members(pgid):
     """Live processes of process group `pgid`."""
     members = set()

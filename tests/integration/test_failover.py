@@ -30,7 +30,6 @@ a standby it does not have (README, "A primary and a standby").
 """
 
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -57,10 +56,10 @@ from conftest import (
     sanitizer_reports,
     stack_env,
 )
+from hosts import kill_leftovers
 from test_faults import (
     Result,
     Target,
-    _alive,
     _stack_pids,
     fmt_problems,
     form_of,
@@ -223,15 +222,7 @@ def stack():
         if standby_data.exists() and pg_running(standby_data):
             pg_ctl(standby_data, "stop", "-m", "fast", "-w", "-t", "30")
         down = run_stack("down", env, 120)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p) for p in before_down):
-            time.sleep(0.1)
-        leftover = sorted(p for p in before_down if _alive(p))
-        for pid in leftover:  # ours: started by this fixture
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        leftover = kill_leftovers(before_down)  # ours: started by this fixture
         reports = sanitizer_reports(Path(stack_dir) / "log" / "chatpatch.log")
         logs = _stack_logs(stack_dir) if (down.returncode or leftover or reports) else ""
         remove_stack_dir(stack_dir)

@@ -54,6 +54,7 @@ from conftest import (
     stack_env,
 )
 from helpers import api_ts, leanmcp_error, neptun_error, recoup_error
+from hosts import alive, kill_leftovers
 
 FAULT_WORKERS = 2
 STATEMENT_TIMEOUT_S = 2.0
@@ -83,15 +84,6 @@ API_KINDS = ("recoup", "neptun", "leanmcp")
 # ---- the module's own stack ---------------------------------------------------------
 
 
-def _alive(pid):
-    """Whether `pid` runs (a zombie does not count), as stack.sh decides it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def _pidfile_pid(path):
     try:
         text = Path(path).read_text().split()
@@ -107,7 +99,7 @@ def _stack_pids(stack_dir):
     pids = set()
     for pid in (_pidfile_pid(run / "nginx.pid"), _pidfile_pid(run / "chatpatch.pid"),
                 _pidfile_pid(Path(stack_dir) / "pg" / "postmaster.pid")):
-        if pid and _alive(pid):
+        if pid and alive(pid):
             pids.add(pid)
             pids |= child_pids(pid)
     return pids
@@ -135,15 +127,7 @@ def stack():
     finally:
         before_down = _stack_pids(stack_dir)
         down = run_stack("down", env, 120)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p) for p in before_down):
-            time.sleep(0.1)
-        leftover = sorted(p for p in before_down if _alive(p))
-        for pid in leftover:  # ours: started by this fixture's stack.sh up
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        leftover = kill_leftovers(before_down)  # ours: started by this fixture's stack.sh up
         reports = sanitizer_reports(Path(stack_dir) / "log" / "chatpatch.log")
         logs = _stack_logs(stack_dir) if (down.returncode or leftover or reports) else ""
         remove_stack_dir(stack_dir)
@@ -182,7 +166,7 @@ def stack_up(stack):
     children and nginx. stack.sh up starts only what is not running (an
     earlier failed test may have left PostgreSQL or the pool stopped)."""
     parent = _pidfile_pid(stack["CHATPATCH_PIDFILE"])
-    if healthz_status(stack) != 200 or not parent or not _alive(parent):
+    if healthz_status(stack) != 200 or not parent or not alive(parent):
         up = run_stack("up", stack["_ENV"], 300)
         assert up.returncode == 0, f"stack.sh up failed:\n{up.stderr[-4000:]}"
     assert wait_for(lambda: len(pool_children(stack)) == FAULT_WORKERS, 10), \
@@ -687,7 +671,7 @@ def test_sigkilled_worker_is_replaced_under_load(stack, db):
         os.kill(victim, signal.SIGKILL)
         # kill() returns before the victim is gone: until then it may still
         # take a connection from the backlog.
-        assert wait_for(lambda: not _alive(victim), 5, interval=0.001), "SIGKILL did not kill"
+        assert wait_for(lambda: not alive(victim), 5, interval=0.001), "SIGKILL did not kill"
         t_dead = time.monotonic()
         replaced = wait_for(lambda: (lambda c: len(c) == FAULT_WORKERS and victim not in c
                                      and c - before)(pool_children(stack)), 10)
@@ -699,7 +683,7 @@ def test_sigkilled_worker_is_replaced_under_load(stack, db):
     finally:
         results = [l.finish() for l in loads]
     after = pool_children(stack)
-    assert pool_parent_pid(stack) == parent and _alive(parent), "the pool parent changed"
+    assert pool_parent_pid(stack) == parent and alive(parent), "the pool parent changed"
     assert victim not in after and len(after) == FAULT_WORKERS, after
     assert before - {victim} <= after, "the surviving worker exited too"
     new = after - before
@@ -874,7 +858,7 @@ def test_sigterm_pool_under_load(stack, db):
             locker.commit()  # the requests in flight go on, well within the 2 s timeout
         finally:
             locker.close()
-        gone = wait_for(lambda: not any(_alive(p) for p in pool), 20)
+        gone = wait_for(lambda: not any(alive(p) for p in pool), 20)
         t_gone = time.monotonic()
         for th in slow_threads:
             th.join(10)
@@ -882,7 +866,7 @@ def test_sigterm_pool_under_load(stack, db):
         wait_for(lambda: all(len(l.results) >= n + 8 for l, n in zip(loads, n_at_exit)), 10)
     finally:
         results = [l.finish() for l in loads if l.ident is not None]
-    assert gone, f"still running 20 s after SIGTERM: {[p for p in pool if _alive(p)]}"
+    assert gone, f"still running 20 s after SIGTERM: {[p for p in pool if alive(p)]}"
     assert t_gone - t_term <= 15.0, f"pool took {t_gone - t_term:.1f}s to exit"
 
     problems = []

@@ -40,11 +40,11 @@ from conftest import (
     sanitizer_reports,
     stack_env,
 )
+from hosts import alive, kill_leftovers
 from test_faults import (
     ANSWER_BOUND_S,
     Load,
     Result,
-    _alive,
     _stack_pids,
     assert_rows_match_last_ok,
     connect,
@@ -89,15 +89,7 @@ def stack():
     finally:
         before_down = _stack_pids(stack_dir)
         down = run_stack("down", env, 120)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p) for p in before_down):
-            time.sleep(0.1)
-        leftover = sorted(p for p in before_down if _alive(p))
-        for pid in leftover:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        leftover = kill_leftovers(before_down)
         reports = sanitizer_reports(Path(stack_dir) / "log" / "chatpatch.log")
         remove_stack_dir(stack_dir)
         if started and down.returncode != 0:
@@ -129,7 +121,7 @@ def new_generation(parent, old, ino):
     """The pool's children once they are RELOAD_WORKERS new ones running
     the file `ino` and none of `old` is alive; else None."""
     kids = child_pids(parent)
-    if len(kids) != RELOAD_WORKERS or kids & old or any(_alive(p) for p in old):
+    if len(kids) != RELOAD_WORKERS or kids & old or any(alive(p) for p in old):
         return None
     try:
         return kids if all(exe_inode(p) == ino for p in kids) else None
@@ -161,7 +153,7 @@ def test_five_reloads_and_a_stop_under_load(stack, db):
             assert new, (f"reload {n + 1}: no new generation within {GENERATION_TIMEOUT_S} s: "
                          f"children {child_pids(parent)}, old {kids}\n"
                          f"{_stack_logs(stack['STACK_DIR'])}")
-            assert _alive(parent) and exe_inode(parent) == ino, "the pool did not re-execute"
+            assert alive(parent) and exe_inode(parent) == ino, "the pool did not re-execute"
             assert int(pidfile.read_text().split()[0]) == parent
             reloads.append((n + 1, time.monotonic() - t0, sorted(new)))
             kids = new
@@ -210,7 +202,7 @@ def test_five_reloads_and_a_stop_under_load(stack, db):
             locker.close()
         for th in threads:
             th.join(60)
-        assert wait_for(lambda: not _alive(parent), 20), "the pool did not exit"
+        assert wait_for(lambda: not alive(parent), 20), "the pool did not exit"
         t_gone = time.monotonic()
         n_gone = [len(l.results) for l in loads]
         wait_for(lambda: all(len(l.results) >= n + 5 for l, n in zip(loads, n_gone)), 10)

@@ -69,9 +69,9 @@ from conftest import (
     sanitizer_reports,
     stack_env,
 )
+from hosts import alive, kill_leftovers
 from test_faults import (
     Load,
-    _alive,
     _stack_pids,
     assert_rows_match_last_ok,
     fmt_problems,
@@ -177,7 +177,7 @@ class Host:
         pids = {self.pid} | self.children()
         os.killpg(self.pid, signal.SIGKILL)
         self.proc.wait(10)
-        assert wait_for(lambda: not any(_alive(p) for p in pids), 10, interval=0.005), \
+        assert wait_for(lambda: not any(alive(p) for p in pids), 10, interval=0.005), \
             f"pool {self.name} still runs after SIGKILL"
 
     def stop_pool(self):
@@ -350,15 +350,7 @@ def stack():
             h.stop_pool()
         before_down = _stack_pids(stack_dir)
         down = run_stack("down", env, 120)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p) for p in before_down):
-            time.sleep(0.1)
-        leftover = sorted(p for p in before_down if _alive(p))
-        for pid in leftover:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        leftover = kill_leftovers(before_down)
         for h in hosts:
             h.destroy()
         reports = "".join(sanitizer_reports(p) for p in
