@@ -69,6 +69,17 @@ static const struct api_column columns[] = {
     "', jsonb_build_object("                                                             \
     "'old', o." column ", 'new', c." column ")) ELSE '{}' END"
 
+/* The audit row's changes: every field the body sets, old and new.
+ * (clang-format would break these lines inside the macro calls.) */
+/* clang-format off */
+#define CHANGES                                                                          \
+    CHANGE("$4", "title", "title")                                                       \
+    " || " CHANGE("$6", "summary", "summary")                                            \
+    " || " CHANGE("$8", "modelUsed", "model_used")                                       \
+    " || " CHANGE("$10", "systemMessageId", "system_message_id")                         \
+    " || " CHANGE("$12", "metadata", "metadata")
+/* clang-format on */
+
 /* $1 key hash, $2 chat id, $3 apply, then given/value pairs: $4/$5 title,
  * $6/$7 summary, $8/$9 modelUsed, $10/$11 systemMessageId, $12/$13 metadata;
  * $14 the versions If-Match names, $15 request id. The owner and the status
@@ -94,56 +105,22 @@ static const char patch_sql[] = CHECKS
     "       AND ($14::bigint[] IS NULL OR c.version = ANY ($14::bigint[]))"
     "    RETURNING c.id, c.user_id, c.title, c.is_public, c.status, c.created_at,"
     "              c.updated_at, c.message_count, c.showcased, c.summary, c.model_used,"
-    "              c.system_message_id, c.metadata, c.version,"
-    "              " CHANGE("$4", "title", "title") " || " CHANGE("$6", "summary", "summary") "              || " CHANGE("$8", "modelUsed", "model_used") "              || " CHANGE(
-        "$10", "systemMessageId",
-        "system_message_id") "              || " CHANGE("$12", "metadata",
-                                                        "metadata") " AS changes),"
-                                                                    " a AS ("
-                                                                    "    INSERT INTO "
-                                                                    "leanmcp.chat_"
-                                                                    "changes (chat_id, "
-                                                                    "user_id, version, "
-                                                                    "changes, request_id)"
-                                                                    "    SELECT u.id, "
-                                                                    "u.user_id, "
-                                                                    "u.version, "
-                                                                    "u.changes, "
-                                                                    "$15::text FROM u)"
-                                                                    " SELECT v.failure,"
-                                                                    "        CASE WHEN "
-                                                                    "u.id IS NOT NULL "
-                                                                    "THEN u.version"
-                                                                    "             WHEN "
-                                                                    "v.failure IS NULL "
-                                                                    "THEN ("
-                                                                    "                 "
-                                                                    "SELECT c.version "
-                                                                    "FROM leanmcp.chats c"
-                                                                    "                  "
-                                                                    "WHERE c.id = "
-                                                                    "$2::uuid AND "
-                                                                    "c.user_id = "
-                                                                    "v.user_id"
-                                                                    "                    "
-                                                                    "AND c.status <> "
-                                                                    "'deleted')"
-                                                                    "        END,"
-                                                                    "        u.id, "
-                                                                    "u.user_id, u.title, "
-                                                                    "u.is_public, "
-                                                                    "u.status, "
-                                                                    "u.created_at, "
-                                                                    "u.updated_at,"
-                                                                    "        "
-                                                                    "u.message_count, "
-                                                                    "u.showcased, "
-                                                                    "u.summary, "
-                                                                    "u.model_used, "
-                                                                    "u.system_message_id,"
-                                                                    "        u.metadata"
-                                                                    "   FROM v LEFT JOIN "
-                                                                    "u ON true";
+    "              c.system_message_id, c.metadata, c.version, " CHANGES " AS changes),"
+    " a AS ("
+    "    INSERT INTO leanmcp.chat_changes (chat_id, user_id, version, changes,"
+    "                                      request_id)"
+    "    SELECT u.id, u.user_id, u.version, u.changes, $15::text FROM u)"
+    " SELECT v.failure,"
+    "        CASE WHEN u.id IS NOT NULL THEN u.version"
+    "             WHEN v.failure IS NULL THEN ("
+    "                 SELECT c.version FROM leanmcp.chats c"
+    "                  WHERE c.id = $2::uuid AND c.user_id = v.user_id"
+    "                    AND c.status <> 'deleted')"
+    "        END,"
+    "        u.id, u.user_id, u.title, u.is_public, u.status, u.created_at, u.updated_at,"
+    "        u.message_count, u.showcased, u.summary, u.model_used, u.system_message_id,"
+    "        u.metadata"
+    "   FROM v LEFT JOIN u ON true";
 
 /* $1 key hash, $2 chat id. */
 static const char get_sql[] = CHECKS
