@@ -8,6 +8,7 @@
 #   make bench                                      10 s a run, 100,000 chats per API
 #   make bench BENCH_SECONDS=3 BENCH_CHATS=20000 BENCH_CONCURRENCY="8 32"
 #   make bench BENCH_CHATS=2000000 BENCH_ROUNDS=2 WORKERS=16
+#   make bench-statements                           instructions per statement (1 min)
 #
 # Fails only on real errors: a non-2xx answer, an unexpected status or body,
 # a socket error or timeout, a pgbench error, a run that updated nothing, a
@@ -20,7 +21,7 @@ BENCH_ROUNDS      ?= 1
 BENCH_CONCURRENCY ?= 1 8 32 128
 PEER_DIR          := bench/peer
 
-.PHONY: bench deps-bench test-bench
+.PHONY: bench bench-statements deps-bench test-bench
 
 deps-bench:
 	@bash scripts/deps.sh build run bench
@@ -40,6 +41,11 @@ bench: build/chatpatch build/bench/sqltext $(PEER_DIR)/node_modules/.package-loc
 	@BENCH_DEPS_DONE=1 BENCH_SECONDS='$(BENCH_SECONDS)' BENCH_CHATS='$(BENCH_CHATS)' \
 	    BENCH_ROUNDS='$(BENCH_ROUNDS)' BENCH_CONCURRENCY='$(BENCH_CONCURRENCY)' \
 	    WORKERS='$(or $(WORKERS),8)' bash scripts/bench.sh
+
+# Each API's statement and the peer's, in PostgreSQL instructions per
+# execution (callgrind): repeatable where CPU microseconds are not.
+bench-statements: build/bench/sqltext | deps-bench deps-memcheck
+	cd bench && /usr/bin/python3 stmtcost.py --chats '$(BENCH_CHATS)'
 
 test-bench: build/bench/sqltext | deps-bench
 
