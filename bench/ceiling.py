@@ -3,6 +3,9 @@ running the worker's own statement (its text from build/bench/sqltext) with
 the values of params.statement_values(), on the same data, at the same
 concurrency as the HTTP targets.
 
+pgbench's sessions get the workers' settings (isolation level, planner
+costs: sqltext --settings) through PGOPTIONS, as do the plans' psql.
+
 The statement is written with each $N as :pN, pgbench's variable syntax;
 pgbench -M prepared turns every :pN back into a placeholder (one per
 occurrence, so a repeated $N is bound once per use, to the same value).
@@ -53,6 +56,23 @@ def pgbench_statement(sql, nulls=()):
         return f"NULL::{cast}" if cast else "NULL"
 
     return re.sub(r"\$([0-9]+)", param, sql).rstrip().rstrip(";")
+
+
+def session_settings(text):
+    """[(name, value)] of `sqltext --settings` (NAME=VALUE a line): what every
+    worker session runs with, so the ceiling runs with it too."""
+    out = []
+    for line in text.splitlines():
+        name, sep, value = line.partition("=")
+        if not sep or not name:
+            raise ValueError(f"not NAME=VALUE: {line!r}")
+        out.append((name, value))
+    return out
+
+
+def pgoptions(settings):
+    """PGOPTIONS for those settings; libpq splits at spaces unless escaped."""
+    return " ".join(f"-c {name}={value.replace(' ', chr(92) + ' ')}" for name, value in settings)
 
 
 def param_count(sql):

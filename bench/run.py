@@ -385,6 +385,10 @@ def main():
     cfg = Config()
     os.makedirs(cfg.raw, exist_ok=True)
     facts = api_facts(cfg)
+    # The ceiling's and the plans' sessions run as the workers' do; clients
+    # started from here inherit it.
+    settings = ceiling.session_settings(sqltext(cfg, "--settings"))
+    os.environ["PGOPTIONS"] = ceiling.pgoptions(settings)
 
     log(f"loading {cfg.chats} chats per API")
     load_s = load_data(cfg)
@@ -405,7 +409,7 @@ def main():
         "seconds": cfg.seconds, "chats": cfg.chats, "rounds": cfg.rounds, "workers": cfg.workers,
         "threads": cfg.threads, "concurrency": cfg.concurrency, "apis": cfg.apis,
         "hostile_concurrency": cfg.hostile_conc, "timeout_s": cfg.timeout, "cpus": os.cpu_count(),
-        "warmup_s": cfg.warmup,
+        "warmup_s": cfg.warmup, "settings": dict(settings),
         "load_s": load_s, "routes": {n: f["route"] for n, f in facts.items()},
         "fixed_per_client": [n for n, f in facts.items()
                              if ceiling.fixed_per_client(f["values"], params.APIS[n].path)],

@@ -7,6 +7,8 @@
  *   sqltext NAME [METHOD]  that API's statement for METHOD (PATCH), exactly,
  *                          with no newline added
  *   sqltext --route NAME   that API's path pattern, "{}" for each parameter
+ *   sqltext --settings     the workers' session settings, one NAME=VALUE a line
+ *                          (the statement timeout aside)
  *   sqltext --values METHOD PATH [NAME: VALUE]...   (the body on stdin)
  *                          the values the worker's engine gives the statement
  *                          for that request, as a JSON array (null for NULL)
@@ -14,6 +16,7 @@
  * Exit 2 on an unknown name. */
 #include "api.h"
 #include "buf.h"
+#include "db.h"
 #include "engine.h"
 #include "request.h"
 
@@ -144,6 +147,11 @@ int main(int argc, char **argv)
     if (argc == 1) {
         for (const struct api_profile *const *api = api_profiles; *api; api++)
             printf("%s %ld\n", (*api)->name, max_param(statement(*api, "PATCH")));
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--settings") == 0) {
+        for (const struct db_setting *s = db_session_settings; s->name; s++)
+            printf("%s=%s\n", s->name, s->value);
         return 0;
     }
     if (argc == 3 && strcmp(argv[1], "--route") == 0) {

@@ -8,7 +8,8 @@ For each API's PATCH statement (its text and values from build/bench/sqltext,
 as the ceiling binds them) and for the peer's Recoup statement (its text from
 bench/peer/server.js): a fresh copy of a cluster holding bench/data.sql runs
 the statement under `valgrind --tool=callgrind` in single-user mode, PREPAREd,
-then EXECUTEd on chat 1, 2, ... N, at REPEATABLE READ as the workers run it;
+then EXECUTEd on chat 1, 2, ... N, with the workers' session settings
+(sqltext --settings: REPEATABLE READ, the planner's page cost);
 once with N = FEW and once with N = MANY. The difference divided by MANY - FEW
 is one execution: start-up, planning and the first executions cancel out.
 Single-user mode prints each row, the same few thousand instructions for
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 
+import ceiling
 import params
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -78,10 +80,9 @@ def literal(value):
 
 
 def single_user_input(sql, values_of, n):
-    """Single-user-mode input (-j: a statement ends with a blank line): the
-    workers' isolation level, PREPARE, then EXECUTE on chats 1..n."""
-    parts = ["SET default_transaction_isolation = 'repeatable read';",
-             "PREPARE s AS " + sql.strip().rstrip(";") + ";"]
+    """Single-user-mode input (-j: a statement ends with a blank line):
+    PREPARE, then EXECUTE on chats 1..n."""
+    parts = ["PREPARE s AS " + sql.strip().rstrip(";") + ";"]
     parts += ["EXECUTE s(" + ", ".join(literal(v) for v in values_of(i)) + ");"
               for i in range(1, n + 1)]
     return "\n\n".join(parts) + "\n\n"
@@ -146,7 +147,12 @@ def updated_every_chat(output, n):
     return output.count(f'= "{params.TITLE}"') >= n and 'failure = "' not in output
 
 
-def instructions(work, data, name, text, n):
+def settings_args(settings):
+    """postgres -c options for the workers' session settings."""
+    return [arg for name, value in settings for arg in ("-c", f"{name}={value}")]
+
+
+def instructions(work, data, name, text, n, settings):
     """Instructions of a single-user backend reading text (n executions), on a
     fresh copy of data."""
     copy = os.path.join(work, "copy-" + name)
@@ -156,7 +162,7 @@ def instructions(work, data, name, text, n):
     out = os.path.join(work, "callgrind-" + name)
     try:
         run = as_postgres(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                           f"{PGBIN}/postgres", "--single", "-j", "-D", copy, DB],
+                           f"{PGBIN}/postgres", "--single", "-j", *settings_args(settings), "-D", copy, DB],
                           input=text, capture_output=True, text=True)
         if re.search(r"\b(ERROR|FATAL):", run.stdout + run.stderr):
             raise SystemExit(f"stmtcost: {name}: the statement failed:\n{run.stderr[-2000:]}")
@@ -177,6 +183,8 @@ def main():
     if not 0 < args.few < args.many <= args.chats:
         raise SystemExit("stmtcost: need 0 < few < many <= chats")
 
+    settings = ceiling.session_settings(
+        subprocess.run([SQLTEXT, "--settings"], check=True, capture_output=True, text=True).stdout)
     targets = []
     for api in params.APIS:
         sql = subprocess.run([SQLTEXT, api], check=True, capture_output=True, text=True).stdout
@@ -194,9 +202,9 @@ def main():
         for name, sql, values_of in targets:
             tag = re.sub(r"\W+", "-", name)
             few = instructions(work, data, f"{tag}-{args.few}",
-                               single_user_input(sql, values_of, args.few), args.few)
+                               single_user_input(sql, values_of, args.few), args.few, settings)
             many = instructions(work, data, f"{tag}-{args.many}",
-                                single_user_input(sql, values_of, args.many), args.many)
+                                single_user_input(sql, values_of, args.many), args.many, settings)
             print(f"  {name:<14} {per_execution(args.few, few, args.many, many):>10,.0f}",
                   flush=True)
     finally:

@@ -26,6 +26,21 @@ struct db_config {
     bool unnamed_statements;
 };
 
+/* The settings of every worker session, after the statement timeout: the
+ * connection's startup options, or through a pooler the role's
+ * (sql/grants.sql). Tools that run the workers' statements elsewhere (the
+ * bench's ceiling, bench/stmtcost.py) take them from here (sqltext
+ * --settings). NULL-terminated. */
+struct db_setting {
+    const char *name, *value;
+};
+extern const struct db_setting db_session_settings[];
+
+/* The startup options ("-c name=value ...", spaces escaped) for a session
+ * with this statement timeout and db_session_settings. False when they do
+ * not fit in n bytes. */
+bool db_startup_options(char *out, size_t n, int statement_timeout_ms);
+
 /* Remembers the configuration and the statements to prepare on every new
  * connection. Nothing connects until the first db_exec(). */
 void db_init(const struct db_config *config, const struct db_statement *statements,

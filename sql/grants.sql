@@ -34,6 +34,9 @@ GRANT INSERT ON leanmcp.chat_changes TO :"worker";
 -- REPEATABLE READ is what keeps a request from writing through a
 -- concurrent change (README, How it works): a worker behind a pooler
 -- refuses to serve without it. 5 s is the workers' default
--- --statement-timeout.
+-- --statement-timeout. random_page_cost 1.1 keeps a credential table of a
+-- few hundred rows read through its index (README, Performance). The
+-- workers' own list: `build/bench/sqltext --settings` (cgi/db.c).
 ALTER ROLE :"worker" IN DATABASE :"DBNAME" SET default_transaction_isolation = 'repeatable read';
 ALTER ROLE :"worker" IN DATABASE :"DBNAME" SET statement_timeout = '5s';
+ALTER ROLE :"worker" IN DATABASE :"DBNAME" SET random_page_cost = '1.1';

@@ -140,6 +140,23 @@ class PgbenchScriptTest(unittest.TestCase):
             ceiling.script(sql, values, api.path)
 
 
+class SessionSettingsTest(unittest.TestCase):
+    def test_the_workers_settings(self):
+        out = subprocess.run([SQLTEXT, "--settings"], check=True, capture_output=True,
+                             text=True).stdout
+        settings = dict(ceiling.session_settings(out))
+        self.assertEqual(settings["default_transaction_isolation"], "repeatable read")
+        self.assertIn("random_page_cost", settings)
+
+    def test_pgoptions_escape_spaces(self):
+        self.assertEqual(ceiling.pgoptions([("a", "repeatable read"), ("b", "1.1")]),
+                         "-c a=repeatable\\ read -c b=1.1")
+
+    def test_not_a_setting(self):
+        with self.assertRaises(ValueError):
+            ceiling.session_settings("random_page_cost 1.1\n")
+
+
 class PgbenchOutputTest(unittest.TestCase):
     OUTPUT = """pgbench (15.18 (Debian 15.18-0+deb12u1))
 number of clients: 8

@@ -40,8 +40,7 @@ class InputTest(unittest.TestCase):
     def test_single_user_input(self):
         text = stmtcost.single_user_input("SELECT $1::text, $2::text;\n",
                                           lambda i: [f"it's {i}", None], 2)
-        self.assertEqual(text, "SET default_transaction_isolation = 'repeatable read';\n\n"
-                               "PREPARE s AS SELECT $1::text, $2::text;\n\n"
+        self.assertEqual(text, "PREPARE s AS SELECT $1::text, $2::text;\n\n"
                                "EXECUTE s('it''s 1', NULL);\n\n"
                                "EXECUTE s('it''s 2', NULL);\n\n")
 
@@ -61,6 +60,10 @@ class OutputTest(unittest.TestCase):
         self.assertEqual(stmtcost.callgrind_total("events: Ir\nsummary: 1234\n"), 1234)
         with self.assertRaises(ValueError):
             stmtcost.callgrind_total("events: Ir\n")
+
+    def test_settings_args(self):
+        self.assertEqual(stmtcost.settings_args([("a", "b c"), ("d", "1.1")]),
+                         ["-c", "a=b c", "-c", "d=1.1"])
 
     def test_per_execution(self):
         self.assertEqual(stmtcost.per_execution(100, 1_000_000, 600, 6_000_000), 10_000)

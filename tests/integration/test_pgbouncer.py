@@ -128,6 +128,21 @@ def test_requests_go_through_pgbouncer(stack, db):
     assert "statements sent unnamed" in log
 
 
+def test_role_carries_the_workers_settings(stack, db):
+    """Behind a pooler the workers cannot send startup options, so the role
+    carries their settings (sql/grants.sql): the isolation level, the
+    statement timeout, and the page cost that keeps a small credential
+    table read through its index (cgi/db.c's db_session_settings)."""
+    rows = db.execute(
+        "SELECT unnest(s.setconfig) AS setting FROM pg_db_role_setting s "
+        "JOIN pg_roles r ON r.oid = s.setrole JOIN pg_database d ON d.oid = s.setdatabase "
+        "WHERE r.rolname = 'chatpatch_worker' AND d.datname = %s",
+        (stack["PGDATABASE"],)).fetchall()
+    settings = {row["setting"] for row in rows}
+    assert {"default_transaction_isolation=repeatable read", "statement_timeout=5s",
+            "random_page_cost=1.1"} <= settings, settings
+
+
 def test_refuses_without_repeatable_read(stack, db):
     """Without the role's REPEATABLE READ (grants.sql), a worker behind a
     pooler answers 503 + Retry-After rather than risk a write through a
