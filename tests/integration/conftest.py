@@ -148,6 +148,65 @@ def remove_stack_dir(stack_dir):
         shutil.rmtree(stack_dir, ignore_errors=True)
 
 
+def start_stack(stack_dir, env):
+    """stack.sh up with `env` (stack_env()) for a module's own stack: stack.env
+    as a dict, plus STACK_DIR, CHATPATCH_BIN, WORKERS, PORT and _ENV (the
+    knobs, for stack.sh up again). Fails the test, with the stack's logs,
+    when it does not come up."""
+    up = run_stack("up", env, 300)
+    env_file = Path(stack_dir) / "stack.env"
+    if up.returncode != 0 or not env_file.exists():
+        pytest.fail(f"stack.sh up failed (exit {up.returncode})\n{up.stderr[-4000:]}\n"
+                    f"{_stack_logs(stack_dir)}", pytrace=False)
+    values = _parse_stack_env(env_file)
+    values.update(STACK_DIR=stack_dir, CHATPATCH_BIN=env["CHATPATCH_BIN"],
+                  WORKERS=env["WORKERS"], PORT=int(env["PORT"]), _ENV=env)
+    return values
+
+
+def pidfile_pid(path):
+    """The pid a pid file names, or None."""
+    try:
+        text = Path(path).read_text().split()
+        return int(text[0]) if text else None
+    except (OSError, ValueError):
+        return None
+
+
+def stack_pids(stack_dir):
+    """Every process of the stack that we know of: nginx, the pool and its
+    children, the postmaster (and PostgreSQL's own children)."""
+    run = Path(stack_dir) / "run"
+    pids = set()
+    for pid in (pidfile_pid(run / "nginx.pid"), pidfile_pid(run / "chatpatch.pid"),
+                pidfile_pid(Path(stack_dir) / "pg" / "postmaster.pid")):
+        if pid and hosts.alive(pid):
+            pids.add(pid)
+            pids |= child_pids(pid)
+    return pids
+
+
+def stop_stack(stack_dir, env, started, also=(), logs=("chatpatch.log",)):
+    """stack.sh down for a module's own stack; SIGKILLs what of it (and of
+    the pids `also`) still runs, and removes its folder. When it had
+    started, fails the test on a failed down, on processes left running,
+    or on a sanitizer report in `logs` (paths under STACK_DIR/log, or
+    absolute)."""
+    before_down = stack_pids(stack_dir) | set(also)
+    down = run_stack("down", env, 120)
+    leftover = hosts.kill_leftovers(before_down)  # ours: started by this stack's up
+    log_dir = Path(stack_dir) / "log"
+    reports = "".join(sanitizer_reports(log_dir / name) for name in logs)
+    details = _stack_logs(stack_dir) if (down.returncode or leftover or reports) else ""
+    remove_stack_dir(stack_dir)
+    if started and down.returncode != 0:
+        pytest.fail(f"stack.sh down failed ({down.returncode}): {down.stderr[-2000:]}\n{details}")
+    if started and leftover:
+        pytest.fail(f"processes still running after stack.sh down (SIGKILLed): {leftover}")
+    if started and reports:
+        pytest.fail(f"sanitizer reports in the workers' logs:\n{reports[-4000:]}")
+
+
 @pytest.fixture(scope="session")
 def stack():
     """The running stack: stack.env as a dict (BASE_URL, DATABASE_URL, ...)."""

@@ -32,8 +32,6 @@ import pytest
 import openapi_check
 from conftest import (
     TEST_STACK_LIMITS,
-    _parse_stack_env,
-    _stack_logs,
     fetch_recoup_chat,
     make_stack_dir,
     recoup_new_account,
@@ -42,8 +40,9 @@ from conftest import (
     recoup_path,
     remove_stack_dir,
     run_stack,
-    sanitizer_reports,
     stack_env,
+    start_stack,
+    stop_stack,
 )
 from helpers import api_ts, assert_raw_json, parse_http_answer, raw_connect, raw_exchange
 
@@ -74,24 +73,11 @@ def stack():
         env.pop(knob, None)
     started = False
     try:
-        up = run_stack("up", env, 300)
-        env_file = Path(stack_dir) / "stack.env"
-        if up.returncode != 0 or not env_file.exists():
-            pytest.fail(f"stack.sh up failed (exit {up.returncode})\n{up.stderr[-4000:]}\n"
-                        f"{_stack_logs(stack_dir)}", pytrace=False)
-        values = _parse_stack_env(env_file)
-        values.update(STACK_DIR=stack_dir, CHATPATCH_BIN=env["CHATPATCH_BIN"],
-                      WORKERS=str(WORKERS), _ENV=env)
+        values = start_stack(stack_dir, env)
         started = True
         yield values
     finally:
-        down = run_stack("down", env, 120)
-        reports = sanitizer_reports(Path(stack_dir) / "log" / "chatpatch.log")
-        remove_stack_dir(stack_dir)
-        if started and down.returncode != 0:
-            pytest.fail(f"stack.sh down failed ({down.returncode}): {down.stderr[-2000:]}")
-        if started and reports:
-            pytest.fail(f"sanitizer reports in chatpatch.log:\n{reports[-4000:]}")
+        stop_stack(stack_dir, env, started)
 
 
 @pytest.fixture

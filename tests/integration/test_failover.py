@@ -43,24 +43,19 @@ from psycopg.rows import dict_row
 
 from conftest import (
     _free_port,
-    _parse_stack_env,
-    _stack_logs,
     _tail,
     make_stack_dir,
     pool_parent_pid,
     recoup_new_account,
     recoup_new_session,
     recoup_path,
-    remove_stack_dir,
-    run_stack,
-    sanitizer_reports,
     stack_env,
+    start_stack,
+    stop_stack,
 )
-from hosts import kill_leftovers
 from test_faults import (
     Result,
     Target,
-    _stack_pids,
     fmt_problems,
     form_of,
     healthz_status,
@@ -193,17 +188,9 @@ def stack():
                     WORKERS_DATABASE_URL=workers_url)
     standby_data = Path(stack_dir) / "pg-standby"
     started = False
-    before_down = set()
     try:
-        up = run_stack("up", env, 300)
-        env_file = Path(stack_dir) / "stack.env"
-        if up.returncode != 0 or not env_file.exists():
-            pytest.fail(f"stack.sh up failed (exit {up.returncode})\n{up.stderr[-4000:]}\n"
-                        f"{_stack_logs(stack_dir)}", pytrace=False)
-        values = _parse_stack_env(env_file)
-        values.update(STACK_DIR=stack_dir, CHATPATCH_BIN=env["CHATPATCH_BIN"],
-                      WORKERS=str(WORKERS), _ENV=env, PORT=int(env["PORT"]),
-                      PGPORT=pgport, PRIMARY_DATA=Path(stack_dir) / "pg",
+        values = start_stack(stack_dir, env)
+        values.update(PGPORT=pgport, PRIMARY_DATA=Path(stack_dir) / "pg",
                       STANDBY_DATA=standby_data, STANDBY_HOST=str(run2),
                       STANDBY_PORT=standby_port,
                       STANDBY_LOG=Path(stack_dir) / "log" / "postgres-standby.log",
@@ -215,23 +202,10 @@ def stack():
         started = True
         yield values
     finally:
-        before_down = _stack_pids(stack_dir)
         standby_pid = _postmaster_pid(standby_data)
-        if standby_pid:
-            before_down.add(standby_pid)
         if standby_data.exists() and pg_running(standby_data):
             pg_ctl(standby_data, "stop", "-m", "fast", "-w", "-t", "30")
-        down = run_stack("down", env, 120)
-        leftover = kill_leftovers(before_down)  # ours: started by this fixture
-        reports = sanitizer_reports(Path(stack_dir) / "log" / "chatpatch.log")
-        logs = _stack_logs(stack_dir) if (down.returncode or leftover or reports) else ""
-        remove_stack_dir(stack_dir)
-        if started and down.returncode != 0:
-            pytest.fail(f"stack.sh down failed ({down.returncode}): {down.stderr[-2000:]}\n{logs}")
-        if started and leftover:
-            pytest.fail(f"processes still running after stack.sh down (SIGKILLed): {leftover}")
-        if started and reports:
-            pytest.fail(f"sanitizer reports in chatpatch.log:\n{reports[-4000:]}")
+        stop_stack(stack_dir, env, started, also=[standby_pid] if standby_pid else [])
 
 
 def _postmaster_pid(data):

@@ -38,23 +38,22 @@ from psycopg.rows import dict_row
 import openapi_check
 from conftest import (
     TIMESTAMP_RE,
-    _parse_stack_env,
-    _stack_logs,
     assert_json_response,
     child_pids,
     make_stack_dir,
+    pidfile_pid,
     pool_parent_pid,
     recoup_new_account,
     recoup_new_chat,
     recoup_new_session,
     recoup_path,
-    remove_stack_dir,
     run_stack,
-    sanitizer_reports,
     stack_env,
+    start_stack,
+    stop_stack,
 )
 from helpers import api_ts, leanmcp_error, neptun_error, recoup_error
-from hosts import alive, kill_leftovers
+from hosts import alive
 
 FAULT_WORKERS = 2
 STATEMENT_TIMEOUT_S = 2.0
@@ -84,27 +83,6 @@ API_KINDS = ("recoup", "neptun", "leanmcp")
 # ---- the module's own stack ---------------------------------------------------------
 
 
-def _pidfile_pid(path):
-    try:
-        text = Path(path).read_text().split()
-        return int(text[0]) if text else None
-    except (OSError, ValueError):
-        return None
-
-
-def _stack_pids(stack_dir):
-    """Every process of the stack that we know of: nginx, the pool and its
-    children, the postmaster (and PostgreSQL's own children)."""
-    run = Path(stack_dir) / "run"
-    pids = set()
-    for pid in (_pidfile_pid(run / "nginx.pid"), _pidfile_pid(run / "chatpatch.pid"),
-                _pidfile_pid(Path(stack_dir) / "pg" / "postmaster.pid")):
-        if pid and alive(pid):
-            pids.add(pid)
-            pids |= child_pids(pid)
-    return pids
-
-
 @pytest.fixture(scope="module")
 def stack():
     """This module's own stack: stack.env as a dict, plus _ENV (the knobs)."""
@@ -114,29 +92,11 @@ def stack():
     env.pop("MAX_BODY", None)
     started = False
     try:
-        up = run_stack("up", env, 300)
-        env_file = Path(stack_dir) / "stack.env"
-        if up.returncode != 0 or not env_file.exists():
-            pytest.fail(f"stack.sh up failed (exit {up.returncode})\n{up.stderr[-4000:]}\n"
-                        f"{_stack_logs(stack_dir)}", pytrace=False)
-        values = _parse_stack_env(env_file)
-        values.update(STACK_DIR=stack_dir, CHATPATCH_BIN=env["CHATPATCH_BIN"],
-                      WORKERS=str(FAULT_WORKERS), _ENV=env, PORT=int(env["PORT"]))
+        values = start_stack(stack_dir, env)
         started = True
         yield values
     finally:
-        before_down = _stack_pids(stack_dir)
-        down = run_stack("down", env, 120)
-        leftover = kill_leftovers(before_down)  # ours: started by this fixture's stack.sh up
-        reports = sanitizer_reports(Path(stack_dir) / "log" / "chatpatch.log")
-        logs = _stack_logs(stack_dir) if (down.returncode or leftover or reports) else ""
-        remove_stack_dir(stack_dir)
-        if started and down.returncode != 0:
-            pytest.fail(f"stack.sh down failed ({down.returncode}): {down.stderr[-2000:]}\n{logs}")
-        if started and leftover:
-            pytest.fail(f"processes still running after stack.sh down (SIGKILLed): {leftover}")
-        if started and reports:
-            pytest.fail(f"sanitizer reports in chatpatch.log:\n{reports[-4000:]}")
+        stop_stack(stack_dir, env, started)
 
 
 def healthz_status(stack):
@@ -165,7 +125,7 @@ def stack_up(stack):
     """Every test starts on a whole stack: PostgreSQL, a pool with WORKERS
     children and nginx. stack.sh up starts only what is not running (an
     earlier failed test may have left PostgreSQL or the pool stopped)."""
-    parent = _pidfile_pid(stack["CHATPATCH_PIDFILE"])
+    parent = pidfile_pid(stack["CHATPATCH_PIDFILE"])
     if healthz_status(stack) != 200 or not parent or not alive(parent):
         up = run_stack("up", stack["_ENV"], 300)
         assert up.returncode == 0, f"stack.sh up failed:\n{up.stderr[-4000:]}"

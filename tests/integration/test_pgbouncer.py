@@ -19,7 +19,6 @@ with PGBOUNCER=1 in the environment.
 """
 
 import os
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -29,13 +28,11 @@ import pytest
 from psycopg.rows import dict_row
 
 from conftest import (
-    _parse_stack_env,
-    _stack_logs,
     make_stack_dir,
-    remove_stack_dir,
     run_stack,
-    sanitizer_reports,
     stack_env,
+    start_stack,
+    stop_stack,
 )
 from test_faults import (
     Load,
@@ -61,25 +58,12 @@ def stack():
                     CHATPATCH_ARGS="--statement-timeout 2000")
     started = False
     try:
-        up = run_stack("up", env, 300)
-        env_file = Path(stack_dir) / "stack.env"
-        if up.returncode != 0 or not env_file.exists():
-            pytest.fail(f"stack.sh up failed (exit {up.returncode})\n{up.stderr[-4000:]}\n"
-                        f"{_stack_logs(stack_dir)}", pytrace=False)
-        values = _parse_stack_env(env_file)
-        values.update(STACK_DIR=stack_dir, CHATPATCH_BIN=env["CHATPATCH_BIN"],
-                      WORKERS=str(WORKERS), _ENV=env, PORT=int(env["PORT"]),
-                      PGBOUNCER_PORT=int(env["PGBOUNCER_PORT"]))
+        values = start_stack(stack_dir, env)
+        values["PGBOUNCER_PORT"] = int(env["PGBOUNCER_PORT"])
         started = True
         yield values
     finally:
-        down = run_stack("down", env, 120)
-        reports = sanitizer_reports(Path(stack_dir) / "log" / "chatpatch.log")
-        remove_stack_dir(stack_dir)
-        if started and down.returncode != 0:
-            pytest.fail(f"stack.sh down failed ({down.returncode}): {down.stderr[-2000:]}")
-        if started and reports:
-            pytest.fail(f"sanitizer reports in chatpatch.log:\n{reports[-4000:]}")
+        stop_stack(stack_dir, env, started)
 
 
 @pytest.fixture

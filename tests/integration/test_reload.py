@@ -30,22 +30,20 @@ import pytest
 
 from conftest import (
     DEFAULT_BIN,
-    _parse_stack_env,
     _stack_logs,
     child_pids,
     make_stack_dir,
     pool_parent_pid,
-    remove_stack_dir,
     run_stack,
-    sanitizer_reports,
     stack_env,
+    start_stack,
+    stop_stack,
 )
-from hosts import alive, kill_leftovers
+from hosts import alive
 from test_faults import (
     ANSWER_BOUND_S,
     Load,
     Result,
-    _stack_pids,
     assert_rows_match_last_ok,
     connect,
     fmt_problems,
@@ -76,28 +74,11 @@ def stack():
     env.pop("MAX_BODY", None)
     started = False
     try:
-        up = run_stack("up", env, 300)
-        env_file = Path(stack_dir) / "stack.env"
-        if up.returncode != 0 or not env_file.exists():
-            pytest.fail(f"stack.sh up failed (exit {up.returncode})\n{up.stderr[-4000:]}\n"
-                        f"{_stack_logs(stack_dir)}", pytrace=False)
-        values = _parse_stack_env(env_file)
-        values.update(STACK_DIR=stack_dir, CHATPATCH_BIN=str(binary), _ENV=env,
-                      PORT=int(env["PORT"]))
+        values = start_stack(stack_dir, env)
         started = True
         yield values
     finally:
-        before_down = _stack_pids(stack_dir)
-        down = run_stack("down", env, 120)
-        leftover = kill_leftovers(before_down)
-        reports = sanitizer_reports(Path(stack_dir) / "log" / "chatpatch.log")
-        remove_stack_dir(stack_dir)
-        if started and down.returncode != 0:
-            pytest.fail(f"stack.sh down failed ({down.returncode}): {down.stderr[-2000:]}")
-        if started and leftover:
-            pytest.fail(f"processes still running after stack.sh down (SIGKILLed): {leftover}")
-        if started and reports:
-            pytest.fail(f"sanitizer reports in chatpatch.log:\n{reports[-4000:]}")
+        stop_stack(stack_dir, env, started)
 
 
 @pytest.fixture

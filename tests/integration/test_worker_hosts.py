@@ -59,20 +59,16 @@ from psycopg.rows import dict_row
 from conftest import (
     PG_EXTRA_CONF,
     _free_port,
-    _parse_stack_env,
-    _stack_logs,
     _tail,
     child_pids,
     make_stack_dir,
-    remove_stack_dir,
-    run_stack,
-    sanitizer_reports,
     stack_env,
+    start_stack,
+    stop_stack,
 )
-from hosts import alive, kill_leftovers
+from hosts import alive
 from test_faults import (
     Load,
-    _stack_pids,
     assert_rows_match_last_ok,
     fmt_problems,
     form_of,
@@ -274,18 +270,11 @@ def stack():
     listen = ",".join(h.host_addr for h in hosts)
     env = stack_env(stack_dir, 1, PG_EXTRA_CONF=PG_EXTRA_CONF + f"\nlisten_addresses = '{listen}'")
     started = False
-    before_down = set()
     try:
         for h in hosts:
             h.create()
-        up = run_stack("up", env, 300)
-        env_file = Path(stack_dir) / "stack.env"
-        if up.returncode != 0 or not env_file.exists():
-            pytest.fail(f"stack.sh up failed (exit {up.returncode})\n{up.stderr[-4000:]}\n"
-                        f"{_stack_logs(stack_dir)}", pytrace=False)
-        values = _parse_stack_env(env_file)
-        values.update(STACK_DIR=stack_dir, CHATPATCH_BIN=env["CHATPATCH_BIN"], _ENV=env,
-                      PORT=int(env["PORT"]), HOSTS=hosts,
+        values = start_stack(stack_dir, env)
+        values.update(HOSTS=hosts,
                       HOSTS_ACCESS_LOG=str(log_dir / "nginx-hosts-access.log"))
 
         # PostgreSQL: the workers' role, with a password, over TCP from the
@@ -348,21 +337,12 @@ def stack():
     finally:
         for h in hosts:
             h.stop_pool()
-        before_down = _stack_pids(stack_dir)
-        down = run_stack("down", env, 120)
-        leftover = kill_leftovers(before_down)
-        for h in hosts:
-            h.destroy()
-        reports = "".join(sanitizer_reports(p) for p in
-                          [log_dir / "chatpatch.log"] + [h.log for h in hosts])
-        logs = _stack_logs(stack_dir) if (down.returncode or leftover or reports) else ""
-        remove_stack_dir(stack_dir)
-        if started and down.returncode != 0:
-            pytest.fail(f"stack.sh down failed ({down.returncode}): {down.stderr[-2000:]}\n{logs}")
-        if started and leftover:
-            pytest.fail(f"processes still running after stack.sh down (SIGKILLed): {leftover}")
-        if started and reports:
-            pytest.fail(f"sanitizer reports in the workers' logs:\n{reports[-4000:]}")
+        try:
+            stop_stack(stack_dir, env, started,
+                       logs=["chatpatch.log"] + [h.log for h in hosts])
+        finally:
+            for h in hosts:
+                h.destroy()
 
 
 @pytest.fixture
