@@ -5,7 +5,6 @@ the bench's requests. `make bench` writes them to var/bench/explain.txt and
 result.txt says whether every table is read by an index."""
 
 import re
-import subprocess
 
 import params
 
@@ -16,14 +15,22 @@ def sql_literal(text):
     return "'" + text.replace("'", "''") + "'"
 
 
+def sql_arg(text):
+    """A bound value as an EXECUTE argument: a literal, or NULL for None."""
+    return "NULL" if text is None else sql_literal(text)
+
+
+def bound_texts(values, path_ids):
+    """The texts (None for NULL) values as in params.statement_values() bind,
+    in parameter order, with the request's path ids path_ids[k]."""
+    return [path_ids[v.k] if isinstance(v, params.PathParam) else v.value
+            for _, v in sorted(values.items())]
+
+
 def explain(psql, name, sql, values, path_ids):
     """EXPLAIN of one statement; values as in params.statement_values(), with
     path ids of chat 1 (path_ids[k])."""
-    args = []
-    for n in sorted(values):
-        v = values[n]
-        text = path_ids[v.k] if isinstance(v, params.PathParam) else v.value
-        args.append("NULL" if text is None else sql_literal(text))
+    args = [sql_arg(text) for text in bound_texts(values, path_ids)]
     script = (f"SET plan_cache_mode = force_generic_plan;\n"
               f"PREPARE s AS {sql};\n"
               f"EXPLAIN (COSTS OFF) EXECUTE s({', '.join(args)});\n"

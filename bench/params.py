@@ -12,6 +12,7 @@ can both go over all chats; `Seq` states such an id once for every side.
 """
 
 import hashlib
+import os
 from dataclasses import dataclass
 
 
@@ -144,6 +145,16 @@ APIS = {
         hostile_400_prefix='{"statusCode":400,"message":["property ',
     ),
 }
+
+
+def data_sql_args(chats):
+    """psql's arguments that load bench/data.sql with `chats` chats per API
+    and the credentials above."""
+    return ["-v", f"n={chats}",
+            "-v", f"recoup_key={APIS['recoup'].credential}",
+            "-v", f"neptun_cookie={APIS['neptun'].credential}",
+            "-v", f"leanmcp_key={APIS['leanmcp'].credential}",
+            "-f", os.path.join(os.path.dirname(os.path.abspath(__file__)), "data.sql")]
 
 
 def hash_text(key):

@@ -191,11 +191,7 @@ def api_facts(cfg):
 
 def load_data(cfg):
     t0 = time.monotonic()
-    psql(cfg, None, "-v", f"n={cfg.chats}",
-         "-v", f"recoup_key={params.APIS['recoup'].credential}",
-         "-v", f"neptun_cookie={params.APIS['neptun'].credential}",
-         "-v", f"leanmcp_key={params.APIS['leanmcp'].credential}",
-         "-f", os.path.join(cfg.root, "bench", "data.sql"))
+    psql(cfg, None, *params.data_sql_args(cfg.chats))
     return time.monotonic() - t0
 
 

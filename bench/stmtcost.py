@@ -30,6 +30,7 @@ import sys
 import tempfile
 
 import ceiling
+import explain
 import params
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,28 +63,14 @@ def peer_values(i):
 
 def api_values(api, values, i):
     """The worker's parameters for chat i: params.statement_values() resolved."""
-    path = params.APIS[api].path
-    out = []
-    for n in sorted(values):
-        v = values[n]
-        if isinstance(v, params.Null):
-            out.append(None)
-        elif isinstance(v, params.PathParam):
-            out.append(path[v.k].text(i))
-        else:
-            out.append(v.value)
-    return out
-
-
-def literal(value):
-    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+    return explain.bound_texts(values, [seq.text(i) for seq in params.APIS[api].path])
 
 
 def single_user_input(sql, values_of, n):
     """Single-user-mode input (-j: a statement ends with a blank line):
     PREPARE, then EXECUTE on chats 1..n."""
     parts = ["PREPARE s AS " + sql.strip().rstrip(";") + ";"]
-    parts += ["EXECUTE s(" + ", ".join(literal(v) for v in values_of(i)) + ");"
+    parts += ["EXECUTE s(" + ", ".join(explain.sql_arg(v) for v in values_of(i)) + ");"
               for i in range(1, n + 1)]
     return "\n\n".join(parts) + "\n\n"
 
@@ -131,11 +118,7 @@ def make_cluster(work, chats):
         subprocess.run(["bash", os.path.join(ROOT, "scripts", "migrate.sh"), url], check=True,
                        stdout=subprocess.DEVNULL)
         subprocess.run([f"{PGBIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url,
-                        "-v", f"n={chats}",
-                        "-v", f"recoup_key={params.APIS['recoup'].credential}",
-                        "-v", f"neptun_cookie={params.APIS['neptun'].credential}",
-                        "-v", f"leanmcp_key={params.APIS['leanmcp'].credential}",
-                        "-f", os.path.join(ROOT, "bench", "data.sql")], check=True)
+                        *params.data_sql_args(chats)], check=True)
     finally:
         as_postgres([f"{PGBIN}/pg_ctl", "-s", "-w", "-D", data, "stop", "-m", "fast"])
     return data
