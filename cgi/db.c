@@ -1,9 +1,16 @@
 /* db.c: connection, prepared statements, deadlines and reconnects.
- * Entry points: db_init(), db_exec().
+ * Entry points: db_init(), db_send(), db_receive(), db_expire(), db_exec().
+ *
+ * The connection is in libpq's pipeline mode: a worker sends each request's
+ * statement as the request comes and reads the answers as they come, so
+ * one worker has several requests in hand and one system call carries
+ * several answers. Each statement is followed by its own sync, which makes
+ * it a transaction of its own: one that fails takes no other with it.
  *
  * Every wait on the server is bounded: connect_timeout for connecting, and
  * the statement timeout plus one second for a statement, after which the
- * statement is cancelled and the connection dropped. */
+ * statement is cancelled and the connection dropped (what was sent behind
+ * it runs again on a new one). */
 #include "db.h"
 
 #include "clock.h"
@@ -19,6 +26,7 @@ static struct db_config config;
 static const struct db_statement *statements;
 static size_t statement_count;
 static PGconn *conn;
+static void (*on_connect)(int fd); /* db_watch() */
 
 void db_init(const struct db_config *cfg, const struct db_statement *stmts, size_t count)
 {
@@ -132,75 +140,168 @@ static bool connect_db(void)
         db_close();
         return false;
     }
+    if (!PQenterPipelineMode(conn)) {
+        log_warn("db: cannot enter pipeline mode: %s", PQerrorMessage(conn));
+        db_close();
+        return false;
+    }
     log_info("db: connected, %zu statements %s", statement_count,
              config.unnamed_statements ? "sent unnamed" : "prepared");
+    if (on_connect)
+        on_connect(PQsocket(conn));
     return true;
 }
 
-/* Waits for the socket until the deadline. Returns false on timeout or error. */
-static bool wait_socket(short events, long deadline_us)
+/* How many statements one connection carries at once (pipelined, each
+ * its own transaction). A pooler in transaction mode gets one at a time:
+ * each may go to another server connection. */
+#define PIPELINE_DEPTH 64
+
+/* One statement asked for and not yet answered. */
+struct pending {
+    size_t index;
+    const char *const *values; /* the caller's, until done */
+    db_done *done;
+    void *tag;
+    long start_us, deadline_us;
+    int reconnects;
+    PGresult *result; /* its last result so far */
+    struct pending *next;
+};
+
+/* Sent on the connection, in the order the answers come; then those
+ * waiting to be sent (a pooler's, or to be run again). */
+struct queue {
+    struct pending *head, *tail;
+    size_t count;
+};
+static struct queue sent, waiting;
+
+static void push(struct queue *q, struct pending *p)
 {
-    for (;;) {
-        long left_ms = (deadline_us - clock_now_us()) / 1000;
-        if (left_ms <= 0)
-            return false;
-        struct pollfd p = {.fd = PQsocket(conn), .events = events};
-        int n = poll(&p, 1, (int)left_ms);
-        if (n > 0)
-            return true;
-        if (n < 0 && errno != EINTR)
-            return false;
+    p->next = NULL;
+    if (q->tail)
+        q->tail->next = p;
+    else
+        q->head = p;
+    q->tail = p;
+    q->count++;
+}
+
+static struct pending *pop(struct queue *q)
+{
+    struct pending *p = q->head;
+
+    if (p) {
+        q->head = p->next;
+        if (!q->head)
+            q->tail = NULL;
+        q->count--;
+    }
+    return p;
+}
+
+void db_watch(void (*watch)(int fd))
+{
+    on_connect = watch;
+}
+
+/* Hands a statement's outcome to its caller and forgets it. */
+static void finish(struct pending *p, enum db_outcome outcome, PGresult *r)
+{
+    long elapsed = clock_now_us() - p->start_us;
+    db_done *done = p->done;
+    void *tag = p->tag;
+
+    free(p);
+    done(tag, outcome, r, elapsed);
+}
+
+static void fail_waiting(void)
+{
+    for (struct pending *p; (p = pop(&waiting)) != NULL;)
+        finish(p, DB_UNAVAILABLE, NULL);
+}
+
+/* The connection is gone or given up: what was sent on it runs again on
+ * a new one, once (the update sets the same values), unless its time is
+ * up. */
+static void restart(void)
+{
+    struct queue again = {0};
+    long now = clock_now_us();
+
+    db_close();
+    for (struct pending *p; (p = pop(&sent)) != NULL;) {
+        PQclear(p->result);
+        p->result = NULL;
+        if (++p->reconnects > 1 || now >= p->deadline_us)
+            finish(p, DB_UNAVAILABLE, NULL);
+        else
+            push(&again, p);
+    }
+    /* Ahead of those not yet sent, in their order. */
+    if (again.head) {
+        again.tail->next = waiting.head;
+        if (!waiting.head)
+            waiting.tail = again.tail;
+        waiting.head = again.head;
+        waiting.count += again.count;
     }
 }
 
-/* Sends the statement and collects its last result within the deadline.
- * Returns NULL when the connection failed or the deadline passed. */
-static PGresult *exec_bounded(size_t index, const char *const *values, long deadline_us)
+static bool send_one(const struct pending *p)
 {
-    PGresult *last = NULL, *r;
+    const struct db_statement *s = &statements[p->index];
+    int queued = config.unnamed_statements
+                     ? PQsendQueryParams(conn, s->sql, s->nparams, NULL, p->values, NULL,
+                                         NULL, s->result_format)
+                     : PQsendQueryPrepared(conn, s->name, s->nparams, p->values, NULL,
+                                           NULL, s->result_format);
 
-    const struct db_statement *s = &statements[index];
-    int sent = config.unnamed_statements
-                   ? PQsendQueryParams(conn, s->sql, s->nparams, NULL, values, NULL, NULL,
-                                       s->result_format)
-                   : PQsendQueryPrepared(conn, s->name, s->nparams, values, NULL, NULL,
-                                         s->result_format);
-    if (!sent)
-        return NULL;
+    return queued && PQpipelineSync(conn);
+}
 
-    for (;;) {
-        int flushed;
-        while ((flushed = PQflush(conn)) == 1)
-            if (!wait_socket(POLLOUT, deadline_us))
-                goto timeout;
-        if (flushed < 0)
-            break;
-        while (PQisBusy(conn)) {
-            if (!wait_socket(POLLIN, deadline_us))
-                goto timeout;
-            if (!PQconsumeInput(conn))
-                goto failed;
+/* Sends what waits, as far as the pipeline takes it, connecting first when
+ * there is no connection (and failing what waits when none can be had). */
+static void pump(void)
+{
+    size_t depth = config.unnamed_statements ? 1 : PIPELINE_DEPTH;
+
+    while (waiting.head && sent.count < depth) {
+        if (!conn && !connect_db()) {
+            fail_waiting();
+            return;
         }
-        r = PQgetResult(conn);
-        if (!r)
-            return last;
-        PQclear(last);
-        last = r;
+        if (send_one(waiting.head)) {
+            push(&sent, pop(&waiting));
+            continue;
+        }
+        log_warn("db: %s could not be sent: %s", statements[waiting.head->index].name,
+                 PQerrorMessage(conn));
+        if (++waiting.head->reconnects > 1)
+            finish(pop(&waiting), DB_UNAVAILABLE, NULL);
+        restart();
     }
-failed:
-    PQclear(last);
-    return NULL;
-timeout:
-    log_error("db: %s gave no answer in time; cancelling", statements[index].name);
-    PGcancel *cancel = PQgetCancel(conn);
-    char err[256];
-    if (cancel) {
-        PQcancel(cancel, err, sizeof err);
-        PQfreeCancel(cancel);
-    }
-    PQclear(last);
-    db_close();
-    return NULL;
+}
+
+void db_send(size_t index, const char *const *values, db_done *done, void *tag)
+{
+    struct pending *p = malloc(sizeof *p);
+    long now = clock_now_us();
+
+    if (!p)
+        abort();
+    *p = (struct pending){
+        .index = index,
+        .values = values,
+        .done = done,
+        .tag = tag,
+        .start_us = now,
+        .deadline_us = now + (config.statement_timeout_ms + 1000L) * 1000L,
+    };
+    push(&waiting, p);
+    pump();
 }
 
 static bool sqlstate_is(const PGresult *r, const char *prefix)
@@ -227,47 +328,167 @@ static bool lost_race(const PGresult *r)
     return sqlstate_is(r, "40001") || sqlstate_is(r, "40P01");
 }
 
+/* The oldest statement sent has all its answer (its sync came back).
+ * Returns false when that answer says the connection is gone. */
+static bool answered(void)
+{
+    struct pending *p = pop(&sent);
+    PGresult *r = p->result;
+    const char *name = statements[p->index].name;
+
+    p->result = NULL;
+    if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
+        finish(p, DB_OK, r);
+        return true;
+    }
+    if (lost_race(r) && clock_now_us() < p->deadline_us) {
+        log_debug("db: %s lost a race; again", name);
+        PQclear(r);
+        push(&waiting, p);
+        return true;
+    }
+    if (sqlstate_is(r, "22")) {
+        /* The message may quote the value, which is the client's. */
+        log_info("db: %s refused a value (SQLSTATE %s)", name,
+                 PQresultErrorField(r, PG_DIAG_SQLSTATE));
+        PQclear(r);
+        finish(p, DB_BAD_INPUT, NULL);
+        return true;
+    }
+    bool lost = connection_lost(r);
+    log_warn("db: %s failed (attempt %d): %s", name, p->reconnects + 1,
+             r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
+    PQclear(r);
+    if (!lost) {
+        finish(p, DB_UNAVAILABLE, NULL);
+        return true;
+    }
+    /* Back at the head of the sent queue, to be sent again with the rest. */
+    p->next = sent.head;
+    sent.head = p;
+    if (!sent.tail)
+        sent.tail = p;
+    sent.count++;
+    return false;
+}
+
+void db_receive(void)
+{
+    bool sound = conn && PQconsumeInput(conn);
+
+    if (!sound && sent.head)
+        log_warn("db: connection lost: %s", conn ? PQerrorMessage(conn) : "closed");
+    int ends = 0;
+    while (sound && sent.head && !PQisBusy(conn)) {
+        PGresult *r = PQgetResult(conn);
+        if (!r) {
+            /* The end of one statement's results; its sync follows. */
+            if (++ends > 1) {
+                log_error("db: the pipeline lost its place");
+                sound = false;
+            }
+            continue;
+        }
+        ends = 0;
+        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            sound = answered();
+        } else {
+            PQclear(sent.head->result);
+            sent.head->result = r;
+        }
+    }
+    if (!sound && conn)
+        restart();
+    pump();
+}
+
+long db_deadline_us(void)
+{
+    long first = 0;
+
+    for (struct queue *q = &sent; q; q = q == &sent ? &waiting : NULL)
+        for (struct pending *p = q->head; p; p = p->next)
+            if (!first || p->deadline_us < first)
+                first = p->deadline_us;
+    return first;
+}
+
+void db_expire(void)
+{
+    long now = clock_now_us();
+    bool late = false;
+
+    for (struct pending *p = sent.head; p && !late; p = p->next)
+        if (now >= p->deadline_us) {
+            late = true;
+            log_error("db: %s gave no answer in time; cancelling",
+                      statements[p->index].name);
+        }
+    if (late) {
+        PGcancel *cancel = PQgetCancel(conn);
+        char err[256];
+        if (cancel) {
+            PQcancel(cancel, err, sizeof err);
+            PQfreeCancel(cancel);
+        }
+        restart(); /* the late ones fail, the others run again */
+    }
+    /* Those still waiting to be sent whose time is up. */
+    struct queue keep = {0};
+    for (struct pending *p; (p = pop(&waiting)) != NULL;)
+        if (now >= p->deadline_us)
+            finish(p, DB_UNAVAILABLE, NULL);
+        else
+            push(&keep, p);
+    waiting = keep;
+    pump();
+}
+
+/* What db_exec waits for. */
+struct waiter {
+    bool done;
+    enum db_outcome outcome;
+    PGresult *result;
+    long elapsed_us;
+};
+
+static void wake(void *tag, enum db_outcome outcome, PGresult *result, long elapsed_us)
+{
+    struct waiter *w = tag;
+
+    *w = (struct waiter){true, outcome, result, elapsed_us};
+}
+
+/* Waits until the socket is readable or the deadline. */
+static bool wait_readable(long deadline_us)
+{
+    for (;;) {
+        long left_ms = (deadline_us - clock_now_us() + 999) / 1000;
+        if (left_ms <= 0)
+            return false;
+        struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
+        int n = poll(&p, 1, (int)left_ms);
+        if (n > 0)
+            return true;
+        if (n < 0 && errno != EINTR)
+            return false;
+    }
+}
+
 enum db_outcome db_exec(size_t index, const char *const *values, PGresult **result,
                         long *elapsed_us)
 {
-    long start = clock_now_us();
-    long deadline = start + (config.statement_timeout_ms + 1000L) * 1000L;
-    enum db_outcome outcome = DB_UNAVAILABLE;
-    int reconnects = 0;
+    struct waiter w = {0};
 
-    *result = NULL;
-    while (outcome == DB_UNAVAILABLE && clock_now_us() < deadline) {
-        if (!conn && !connect_db())
-            break;
-        PGresult *r = exec_bounded(index, values, deadline);
-        if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
-            *result = r;
-            outcome = DB_OK;
-            break;
-        }
-        if (lost_race(r)) {
-            log_debug("db: %s lost a race; again", statements[index].name);
-            PQclear(r);
-            continue;
-        }
-        if (sqlstate_is(r, "22")) {
-            /* The message may quote the value, which is the client's. */
-            log_info("db: %s refused a value (SQLSTATE %s)", statements[index].name,
-                     PQresultErrorField(r, PG_DIAG_SQLSTATE));
-            PQclear(r);
-            outcome = DB_BAD_INPUT;
-            break;
-        }
-        bool lost = connection_lost(r);
-        log_warn("db: %s failed (attempt %d): %s", statements[index].name, reconnects + 1,
-                 r      ? PQresultErrorMessage(r)
-                 : conn ? PQerrorMessage(conn)
-                        : "timeout");
-        PQclear(r);
-        if (!lost || !conn || ++reconnects > 1)
-            break;
-        db_close(); /* reopen and retry once: the update sets the same values */
+    db_send(index, values, wake, &w);
+    while (!w.done) {
+        if (conn && wait_readable(db_deadline_us()))
+            db_receive();
+        else
+            db_expire();
     }
-    *elapsed_us = clock_now_us() - start;
-    return outcome;
+    *result = w.result;
+    *elapsed_us = w.elapsed_us;
+    return w.outcome;
 }

@@ -53,14 +53,43 @@ enum db_outcome {
                        class 22, data exception): the request's fault */
 };
 
-/* Runs statement number index with text parameters; rows come back in the
- * binary format. On DB_OK, *result is PGRES_TUPLES_OK and the caller
- * PQclear()s it. A connection that breaks is reopened and the statement
- * retried once, so a restarted server costs no request. A statement that
- * loses a race with another transaction (serialization failure, deadlock)
- * runs again on a fresh snapshot until the deadline. Every transaction is
- * REPEATABLE READ, so that one statement's checks and update see the same
- * row versions, or it fails and runs again. */
+/* Each statement runs as its own transaction, REPEATABLE READ, so that one
+ * statement's checks and update see the same row versions, or it fails and
+ * runs again. Rows come back in the binary format. A connection that
+ * breaks is reopened and what was sent on it runs again once, so a
+ * restarted server costs no request. A statement that loses a race with
+ * another transaction (serialization failure, deadlock) runs again on a
+ * fresh snapshot until its deadline (the statement timeout plus 1 s).
+ *
+ * Statements are pipelined: one worker may have several on its connection
+ * at once, answered in the order sent (db_send(), db_receive()). */
+
+/* Called once per statement with its outcome; on DB_OK, result is
+ * PGRES_TUPLES_OK and the callee PQclear()s it (else NULL). */
+typedef void db_done(void *tag, enum db_outcome outcome, PGresult *result,
+                     long elapsed_us);
+
+/* Asks for statement number index to run with text values, which the
+ * caller keeps until done is called: from db_send() itself when no
+ * connection can be had, else from db_receive() or db_expire(). */
+void db_send(size_t index, const char *const *values, db_done *done, void *tag);
+
+/* Reads what the server sent when the connection's socket is readable, and
+ * calls done for each statement answered. */
+void db_receive(void);
+
+/* The earliest deadline of the statements asked for (clock_now_us()), 0 when
+ * there are none; db_expire() past it gives up on the late ones (cancelled,
+ * DB_UNAVAILABLE) and sends the rest again on a new connection. */
+long db_deadline_us(void);
+void db_expire(void);
+
+/* watch(fd) is called with each new connection's socket, for an event loop
+ * to watch for db_receive() (closing it drops it from an epoll set). */
+void db_watch(void (*watch)(int fd));
+
+/* db_send() and waiting for its answer: the statement's outcome, and on
+ * DB_OK the rows in *result (the caller PQclear()s it). */
 enum db_outcome db_exec(size_t index, const char *const *values, PGresult **result,
                         long *elapsed_us);
 

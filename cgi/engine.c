@@ -219,17 +219,6 @@ static size_t statement_values(const struct call *c, const char **values)
     return n;
 }
 
-static enum db_outcome run_statement(struct call *c, PGresult **r, long *db_us)
-{
-    const char *values[MAX_SQL_PARAMS];
-    long us = 0;
-
-    statement_values(c, values);
-    enum db_outcome outcome = db_exec(statement_of(c->op), values, r, &us);
-    *db_us += us;
-    return outcome;
-}
-
 static void answer_row(struct call *c, const PGresult *r, struct response *res)
 {
     const struct api_profile *api = c->api;
@@ -268,30 +257,19 @@ static void answer_row(struct call *c, const PGresult *r, struct response *res)
         respond_step(c, a.step, res);
 }
 
-/* The statement, and the answer from its row. A value the database refuses
- * is the body's fault: the body step answers, unless an earlier check
- * fails, which the statement then learns without the values. */
-static void answer_from_db(struct call *c, struct response *res, long *db_us)
+/* The answer from the statement's outcome. */
+static void answer_from_db(struct call *c, enum db_outcome outcome, const PGresult *r,
+                           struct response *res)
 {
-    PGresult *r = NULL;
-    enum db_outcome outcome = run_statement(c, &r, db_us);
-
-    if (outcome == DB_BAD_INPUT && c->local == FAIL_NONE) {
-        c->local |= FAIL_JSON;
-        outcome = run_statement(c, &r, db_us);
-    }
     if (outcome != DB_OK) {
         unavailable(c->api->shape, res);
-        return;
-    }
-    if (PQntuples(r) != 1 || PQnfields(r) < COL_REPRESENTATION + 1) {
+    } else if (PQntuples(r) != 1 || PQnfields(r) < COL_REPRESENTATION + 1) {
         log_error("%s: the statement returned %d rows of %d columns", c->api->name,
                   PQntuples(r), PQnfields(r));
         response_error(res, c->api->shape, 500, NULL, NULL);
     } else {
         answer_row(c, r, res);
     }
-    PQclear(r);
 }
 
 /* What the request shows without the database: its credential (hashed),
@@ -324,35 +302,39 @@ static void call_free(struct call *c)
     buf_free(&c->if_match);
 }
 
-static void serve_api(const struct api_profile *api, const struct route *route,
-                      const struct request *req, struct response *res, long *db_us)
+/* Answers into res without the database, or returns false when c's
+ * statement must run first. */
+static bool serve_api(struct call *c, const struct route *route,
+                      const struct request *req, struct response *res)
 {
-    struct call c = {.api = api, .op = decide_op(api, req->method)};
-    bool preflight = c.op && c.op->kind == OP_PREFLIGHT;
+    const struct api_profile *api = c->api;
+    bool preflight;
+
+    c->op = decide_op(api, req->method);
+    preflight = c->op && c->op->kind == OP_PREFLIGHT;
     char cors[sizeof res->headers];
 
     res->extra_headers = api->extra_headers;
     decide_cors(api, preflight, cors, sizeof cors);
     response_add_lines(res, cors);
-    if (!c.op) {
+    if (!c->op) {
         decide_allow(api, res->allow, sizeof res->allow);
         response_error(res, api->shape, 405, NULL, NULL);
-        return;
+        return true;
     }
     if (preflight) { /* anyone may ask what a browser may send: no credential */
-        response_set(res, c.op->status, NULL);
-        return;
+        response_set(res, c->op->status, NULL);
+        return true;
     }
-    if (c.op->kind == OP_UPDATE && req->body_too_large) {
+    if (c->op->kind == OP_UPDATE && req->body_too_large) {
         response_error(res, api->shape, 413, api->message_413, NULL);
-        return;
+        return true;
     }
-    take_request(&c, route, req);
-    if (decide_needs_db(api, c.local))
-        answer_from_db(&c, res, db_us);
-    else
-        respond_step(&c, decide_first_local(api, c.local), res);
-    call_free(&c);
+    take_request(c, route, req);
+    if (decide_needs_db(api, c->local))
+        return false;
+    respond_step(c, decide_first_local(api, c->local), res);
+    return true;
 }
 
 int engine_explain(const struct request *req, const char **sql,
@@ -379,17 +361,20 @@ int engine_explain(const struct request *req, const char **sql,
     return count;
 }
 
-static void serve_health(const struct request *req, struct response *res, long *db_us)
+/* Answers a health check that is not a GET; false when it is one: the
+ * answer is then the database's. */
+static bool serve_health(const struct request *req, struct response *res)
 {
-    PGresult *r;
+    if (strcmp(req->method, "GET") == 0)
+        return false;
+    strcpy(res->allow, ENGINE_FIXED_ALLOW);
+    response_error(res, SHAPE_GENERIC, 405, NULL, NULL);
+    return true;
+}
 
-    if (strcmp(req->method, "GET") != 0) {
-        strcpy(res->allow, ENGINE_FIXED_ALLOW);
-        response_error(res, SHAPE_GENERIC, 405, NULL, NULL);
-        return;
-    }
-    if (db_exec(HEALTH_STATEMENT, NULL, &r, db_us) == DB_OK) {
-        PQclear(r);
+static void answer_health(enum db_outcome outcome, struct response *res)
+{
+    if (outcome == DB_OK) {
         response_set(res, 200, strdup("{\"status\":\"ok\"}"));
     } else {
         res->retry_after = true;
@@ -430,26 +415,97 @@ static void serve_status(const struct request *req, struct response *res)
     response_set(res, 200, buf_take(&body, NULL));
 }
 
+/* A request whose answer waits for its statement. */
+struct engine_call {
+    struct route route;
+    struct call c; /* c.api NULL: the health check */
+    const char *values[MAX_SQL_PARAMS];
+};
+
+static void call_end(struct engine_call *call)
+{
+    call_free(&call->c);
+    route_free(&call->route);
+    free(call);
+}
+
+struct engine_call *engine_begin(const struct request *req, struct response *res,
+                                 struct engine_outcome *outcome)
+{
+    struct engine_call *call = calloc(1, sizeof *call);
+    bool answered;
+
+    if (!call)
+        abort();
+    *res = (struct response){0};
+    *outcome = (struct engine_outcome){.route = "unknown"};
+    if (!route_match(req->path, &call->route)) {
+        free(call);
+        response_error(res, SHAPE_GENERIC, 404, NULL, NULL);
+        return NULL;
+    }
+    call->c.req = req;
+    if (call->route.api) {
+        outcome->route = call->route.api->name;
+        call->c.api = call->route.api;
+        answered = serve_api(&call->c, &call->route, req, res);
+    } else if (strcmp(call->route.fixed, ROUTE_STATUS) == 0) {
+        outcome->route = "status";
+        serve_status(req, res);
+        answered = true;
+    } else {
+        outcome->route = "health";
+        answered = serve_health(req, res);
+    }
+    if (!answered)
+        return call;
+    call_end(call);
+    return NULL;
+}
+
+size_t engine_statement(struct engine_call *call, const char *const **values)
+{
+    *values = call->values;
+    if (!call->c.api)
+        return HEALTH_STATEMENT;
+    statement_values(&call->c, call->values);
+    return statement_of(call->c.op);
+}
+
+bool engine_resume(struct engine_call *call, enum db_outcome db, PGresult *r,
+                   struct response *res)
+{
+    struct call *c = &call->c;
+
+    if (!c->api) {
+        answer_health(db, res);
+    } else if (db == DB_BAD_INPUT && c->local == FAIL_NONE) {
+        /* A value the database refuses is the body's fault: the body step
+         * answers, unless an earlier check fails, which the statement then
+         * learns without the values. */
+        c->local |= FAIL_JSON;
+        return true;
+    } else {
+        answer_from_db(c, db, r, res);
+    }
+    PQclear(r);
+    call_end(call);
+    return false;
+}
+
 void engine_handle(const struct request *req, struct response *res,
                    struct engine_outcome *outcome)
 {
-    struct route route;
+    struct engine_call *call = engine_begin(req, res, outcome);
+    bool again = call != NULL;
 
-    *res = (struct response){0};
-    *outcome = (struct engine_outcome){.route = "unknown"};
-    if (!route_match(req->path, &route)) {
-        response_error(res, SHAPE_GENERIC, 404, NULL, NULL);
-        return;
+    while (again) {
+        const char *const *values;
+        size_t statement = engine_statement(call, &values);
+        PGresult *r;
+        long us;
+        enum db_outcome db = db_exec(statement, values, &r, &us);
+        outcome->db_us += us;
+        again = engine_resume(call, db, r, res);
     }
-    if (route.api) {
-        outcome->route = route.api->name;
-        serve_api(route.api, &route, req, res, &outcome->db_us);
-    } else if (strcmp(route.fixed, ROUTE_STATUS) == 0) {
-        outcome->route = "status";
-        serve_status(req, res);
-    } else {
-        outcome->route = "health";
-        serve_health(req, res, &outcome->db_us);
-    }
-    route_free(&route);
 }

@@ -26,9 +26,25 @@ struct engine_outcome {
 #define ENGINE_FIXED_ALLOW        "GET"
 #define ENGINE_HEALTH_UNAVAILABLE "{\"status\":\"unavailable\"}"
 
-/* Answers req into res (release it with response_free()). */
+/* Answers req into res (release it with response_free()), waiting for
+ * the database when the answer needs it. */
 void engine_handle(const struct request *req, struct response *res,
                    struct engine_outcome *outcome);
+
+/* The same in steps, for a worker that serves other requests while the
+ * database works (serve.c). engine_begin() answers into res and returns
+ * NULL, or returns the call whose statement must run first: run
+ * engine_statement()'s (index and values, valid while the call lives) and
+ * give its outcome to engine_resume(), which either answers into res and
+ * frees the call, or returns true to have engine_statement()'s statement
+ * run again. req must outlive the call. */
+struct engine_call;
+struct engine_call *engine_begin(const struct request *req, struct response *res,
+                                 struct engine_outcome *outcome);
+size_t engine_statement(struct engine_call *call, const char *const **values);
+/* Takes r (NULL unless DB_OK). */
+bool engine_resume(struct engine_call *call, enum db_outcome db, PGresult *r,
+                   struct response *res);
 
 /* For tools (make bench): the statement a request would run and the values
  * it would be given, without the database. Calls emit for each value ($n,

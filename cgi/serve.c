@@ -1,14 +1,20 @@
 /* serve.c: reading, handling and answering requests, and the access log.
  * Entry points: serve_fastcgi(), serve_cgi().
  *
- * A FastCGI worker watches the listening socket and every connection it has
- * accepted with one epoll set, and serves a request on whichever connection
- * has one. So a web server may keep connections open (fastcgi_keep_conn on)
- * without stranding requests (SPEC section 8): no connection waits for
- * another to close, a busy worker only delays its own connections by the
- * request in hand, and an idle worker is the one the kernel wakes for a new
- * connection (EPOLLEXCLUSIVE). libfcgi still reads and writes the records:
- * the worker accepts the connection itself and hands libfcgi its fd.
+ * A FastCGI worker watches the listening socket, every connection it has
+ * accepted and its database connection with epoll, and serves a request on
+ * whichever connection has one: it reads the request, sends its statement
+ * (db.c pipelines them) and goes on; the answer is written when the
+ * statement's result comes. So a web server may keep connections open
+ * (fastcgi_keep_conn on) without stranding requests (SPEC section 8): no
+ * connection waits for another to close or for another's statement to be
+ * read, and an idle worker is the one the kernel wakes for a new
+ * connection (EPOLLEXCLUSIVE; a worker with requests in hand waits on a set
+ * without the listening socket). A statement stuck on a lock holds up the
+ * statements sent behind it: such a worker takes no new connection and
+ * lets its idle kept ones go, so the web server sends elsewhere. libfcgi
+ * still reads and writes the records: the worker accepts the connection
+ * itself and hands libfcgi its fd.
  *
  * Signals stay blocked and arrive as events of the same epoll set (a
  * signalfd), so none cuts a response in half and a busy worker still sees
@@ -51,6 +57,12 @@ extern char **environ;
  * for the backlog: past the statement timeout of a request in flight, and
  * within the pool's grace before SIGKILL (pool.c). */
 #define STOP_US (10 * 1000 * 1000)
+/* A worker with requests in hand looks for new connections at least this
+ * often. */
+#define BUSY_LOOK_US (10 * 1000)
+/* A worker whose oldest request in hand has waited this long for its
+ * statement lets its idle kept connections go. */
+#define STUCK_US (100 * 1000)
 /* A stopping worker looks at the clock at least this often. */
 #define STOP_TICK_MS 100
 
@@ -81,25 +93,23 @@ static void take_signals(int sfd)
 
 /* The epoll event pointers of the listening socket and of the signalfd;
  * every other event is a connection's. */
-static char listener_mark, signals_mark;
+static char listener_mark, signals_mark, database_mark;
 #define LISTENER (&listener_mark)
 #define SIGNALS  (&signals_mark)
+#define DATABASE (&database_mark)
 
-/* Handles one request and returns the whole CGI response (malloc-ed, *len
- * bytes); logs the access line. */
-static char *answer(const struct request *req, long start_us, size_t *len)
+/* The whole CGI response to req (malloc-ed, *len bytes), which frees res;
+ * logs the access line. */
+static char *answer(const struct request *req, struct response *res,
+                    const struct engine_outcome *outcome, long start_us, size_t *len)
 {
-    struct response res;
-    struct engine_outcome outcome;
-    char *out;
-
-    engine_handle(req, &res, &outcome);
-    out = response_format(&res, req->request_id, len);
+    char *out = response_format(res, req->request_id, len);
     long total_us = clock_now_us() - start_us;
-    log_access(req->request_id, req->method, outcome.route, res.status, total_us,
-               outcome.db_us);
-    stats_request_end(outcome.route, req->method, res.status, total_us, outcome.db_us);
-    response_free(&res);
+
+    log_access(req->request_id, req->method, outcome->route, res->status, total_us,
+               outcome->db_us);
+    stats_request_end(outcome->route, req->method, res->status, total_us, outcome->db_us);
+    response_free(res);
     return out;
 }
 
@@ -119,23 +129,36 @@ static size_t read_stdin(void *ctx, char *buf, size_t n)
 /* One FastCGI connection this worker accepted. */
 struct conn {
     FCGX_Request req;
-    long served;              /* requests answered on it */
+    long served;  /* requests answered on it */
+    bool watched; /* in the epoll set: kept, and no request in hand */
+    /* The request in hand while its statement runs (call not NULL). */
+    struct engine_call *call;
+    struct request request;
+    struct response res;
+    struct engine_outcome outcome;
+    long start_us;
     struct conn *prev, *next; /* the worker's open connections */
 };
 
 static struct conn *conns; /* every connection this worker holds */
+static int in_hand;        /* requests whose statement runs */
+
+/* Two epoll sets with the same connections, signals and database socket;
+ * only idle_set has the listening socket. A worker waits on busy_set while
+ * it has requests in hand, so that the kernel, which wakes one waiter per
+ * new connection (EPOLLEXCLUSIVE), wakes a worker with none: new work goes
+ * where a database connection is free. */
+static int idle_set = -1, busy_set = -1;
 
 static struct conn *conn_new(int fd)
 {
-    struct conn *c = malloc(sizeof *c);
+    struct conn *c = calloc(1, sizeof *c);
 
     if (!c)
         abort();
     /* No listening socket for libfcgi: it must never accept by itself. */
     FCGX_InitRequest(&c->req, -1, 0);
     c->req.ipcFd = fd;
-    c->served = 0;
-    c->prev = NULL;
     c->next = conns;
     if (conns)
         conns->prev = c;
@@ -157,20 +180,36 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
-/* The listening socket is marked with a NULL event pointer. */
-static bool watch(int ep, int fd, uint32_t events, void *ptr)
+static bool watch_in(int set, int fd, uint32_t events, void *ptr)
 {
     struct epoll_event ev = {.events = events, .data.ptr = ptr};
 
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0)
+    if (epoll_ctl(set, EPOLL_CTL_ADD, fd, &ev) == 0)
         return true;
     log_error("epoll_ctl: %s", strerror(errno));
     return false;
 }
 
+/* Watches fd in both sets. */
+static bool watch(int fd, void *ptr)
+{
+    if (!watch_in(idle_set, fd, EPOLLIN, ptr))
+        return false;
+    if (watch_in(busy_set, fd, EPOLLIN, ptr))
+        return true;
+    epoll_ctl(idle_set, EPOLL_CTL_DEL, fd, NULL);
+    return false;
+}
+
+static void unwatch(int fd)
+{
+    epoll_ctl(idle_set, EPOLL_CTL_DEL, fd, NULL);
+    epoll_ctl(busy_set, EPOLL_CTL_DEL, fd, NULL);
+}
+
 enum accepted { ACCEPTED, NONE_WAITING, FAILING };
 
-static bool serve_one(struct conn *c, const struct serve_config *config);
+static void serve_one(struct conn *c, const struct serve_config *config);
 
 /* Accepts one connection and serves its first request at once: a worker
  * takes a new connection only when it has nothing else to do, the others,
@@ -178,7 +217,7 @@ static bool serve_one(struct conn *c, const struct serve_config *config);
  * never the one woken) while it holds a connection whose request has yet
  * to arrive. FAILING when accepting keeps failing (a listener that will
  * not mend: the pool starts a fresh worker). */
-static enum accepted accept_new(int ep, int listen_fd, const struct serve_config *config)
+static enum accepted accept_new(int listen_fd, const struct serve_config *config)
 {
     int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
@@ -194,32 +233,94 @@ static enum accepted accept_new(int ep, int listen_fd, const struct serve_config
      * nothing cannot hold the worker for longer than this. */
     struct timeval patience = {FIRST_REQUEST_S, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
-    /* Watched only once it outlives its first request: a web server that
-     * does not keep connections (the nginx snippet) costs no epoll_ctl. */
-    struct conn *c = conn_new(fd);
-    if (serve_one(c, config) && !watch(ep, fd, EPOLLIN, c))
-        conn_free(c);
+    /* Watched only once it outlives its first request (respond()): a web
+     * server that does not keep connections costs no epoll_ctl. */
+    serve_one(conn_new(fd), config);
     return ACCEPTED;
 }
 
-/* A worker that starts to stop closes the kept connections it holds that
- * have no request waiting: a web server sends its next request on another
- * one (nginx tries again at once when a kept connection fails before an
- * answer). A connection that has not yet carried its first request, or
- * has one waiting, is served first. */
+/* A worker that starts to stop, or whose database connection is stuck,
+ * closes the kept connections it holds that have no request waiting: a web
+ * server sends its next request on another one (nginx tries again at once
+ * when a kept connection fails before an answer). A connection that has
+ * not yet carried its first request, or has one waiting, is served
+ * first. */
 static void close_idle_kept(void)
 {
     for (struct conn *c = conns, *next; c; c = next) {
         struct pollfd p = {.fd = c->req.ipcFd, .events = POLLIN};
         next = c->next;
-        if (c->served > 0 && poll(&p, 1, 0) == 0)
+        if (c->served > 0 && !c->call && poll(&p, 1, 0) == 0)
             conn_free(c);
     }
 }
 
-/* Serves the request waiting on c. Returns false when the connection is
- * gone (the web server closed it, or did not keep it). */
-static bool serve_one(struct conn *c, const struct serve_config *config)
+/* How long the oldest request in hand has waited for its statement (0:
+ * none). Statements behind it on the connection wait as long. */
+static long oldest_in_hand_us(long now)
+{
+    long oldest = 0;
+
+    for (struct conn *c = conns; in_hand && c; c = c->next)
+        if (c->call && now - c->start_us > oldest)
+            oldest = now - c->start_us;
+    return oldest;
+}
+
+/* Writes the answer in c->res and finishes the request: the connection
+ * closes, unless the web server keeps it, which is then watched for its
+ * next request. */
+static void respond(struct conn *c)
+{
+    size_t len;
+    char *out = answer(&c->request, &c->res, &c->outcome, c->start_us, &len);
+
+    FCGX_PutStr(out, (int)len, c->req.out);
+    free(out);
+    /* A request read to its end leaves nothing unread, so the connection
+     * can close at once; one refused unread (413) is drained first, so
+     * that the answer is not lost to a reset. */
+    c->req.detached = !c->request.body_too_large;
+    request_free(&c->request);
+    FCGX_Finish_r(&c->req);
+    c->req.detached = 0;
+    c->served++;
+    if (c->req.ipcFd < 0)
+        conn_free(c);
+    else if (!c->watched && !(c->watched = watch(c->req.ipcFd, c)))
+        conn_free(c);
+}
+
+static void send_statement(struct conn *c);
+
+/* db_done: the statement of c's request has its outcome. */
+static void statement_done(void *tag, enum db_outcome db, PGresult *r, long elapsed_us)
+{
+    struct conn *c = tag;
+
+    c->outcome.db_us += elapsed_us;
+    if (engine_resume(c->call, db, r, &c->res)) {
+        send_statement(c);
+        return;
+    }
+    c->call = NULL;
+    in_hand--;
+    respond(c);
+}
+
+/* Hands c's statement to the database; c is answered when it is done,
+ * which may be before this returns. */
+static void send_statement(struct conn *c)
+{
+    const char *const *values;
+    size_t statement = engine_statement(c->call, &values);
+
+    db_send(statement, values, statement_done, c);
+}
+
+/* Reads the request waiting on c and starts it: answered at once, or when
+ * its statement is done. c may be gone when this returns. */
+static void serve_one(struct conn *c, const struct serve_config *config)
 {
     /* The data is there: libfcgi reads the request (its blocking reads
      * only ever wait for the rest of a request the web server is sending).
@@ -228,43 +329,46 @@ static bool serve_one(struct conn *c, const struct serve_config *config)
     c->req.keepConnection = 1;
     if (FCGX_Accept_r(&c->req) < 0) {
         conn_free(c); /* libfcgi closed the fd when it found no request */
-        return false;
+        return;
     }
-    long start = clock_now_us();
-    struct request req;
-    size_t len;
+    c->start_us = clock_now_us();
     stats_request_begin();
     if (stopping)
         c->req.keepConnection = 0; /* answered, then closed: the worker can end */
-    request_read(&req, c->req.envp, read_fcgx, c->req.in, false, config->max_body);
-    char *out = answer(&req, start, &len);
-    FCGX_PutStr(out, (int)len, c->req.out);
-    free(out);
-    /* A request read to its end leaves nothing unread, so the connection
-     * can close at once; one refused unread (413) is drained first, so
-     * that the answer is not lost to a reset. */
-    c->req.detached = !req.body_too_large;
-    request_free(&req);
-    FCGX_Finish_r(&c->req);
-    c->req.detached = 0;
-    c->served++;
-    if (c->req.ipcFd < 0) {
-        conn_free(c);
-        return false;
+    request_read(&c->request, c->req.envp, read_fcgx, c->req.in, false, config->max_body);
+    c->call = engine_begin(&c->request, &c->res, &c->outcome);
+    if (c->call) {
+        in_hand++;
+        send_statement(c);
+    } else {
+        respond(c);
     }
-    return true;
+}
+
+/* An event on a kept connection: its next request, or its end. While a
+ * request is in hand the web server sends nothing more but its end, which
+ * waits for the answer, out of the set. */
+static void conn_event(struct conn *c, const struct serve_config *config)
+{
+    if (!c->call) {
+        serve_one(c, config);
+    } else if (c->watched) {
+        unwatch(c->req.ipcFd);
+        c->watched = false;
+    }
 }
 
 /* Serves the events of one epoll_pwait. A worker with requests to serve
- * leaves a new connection to an idle one (the kernel has woken one),
- * unless the connection was still waiting at its previous look, or
- * take_new says to take it anyway. Returns false when accepting keeps
- * failing. */
-static bool serve_events(int ep, int listen_fd, const struct epoll_event *events, int n,
+ * or in hand leaves a new connection to an idle one (the kernel has woken
+ * one), unless the connection was still waiting at its previous look, or
+ * take_new says to take it anyway: the kernel woke this worker for it
+ * (it waited on idle_set), or it is retiring. Returns false when accepting
+ * keeps failing. */
+static bool serve_events(int listen_fd, const struct epoll_event *events, int n,
                          bool take_new, const struct serve_config *config)
 {
     static bool listener_waited;
-    bool listener_ready = false, served = false;
+    bool listener_ready = false, served = false, answers = false;
 
     for (int i = 0; i < n; i++) {
         void *ptr = events[i].data.ptr;
@@ -272,31 +376,44 @@ static bool serve_events(int ep, int listen_fd, const struct epoll_event *events
             listener_ready = true;
         else if (ptr == SIGNALS)
             take_signals(signal_fd);
+        else if (ptr == DATABASE)
+            answers = true;
         else
-            serve_one(ptr, config), served = true; /* a closed one left the set */
+            conn_event(ptr, config), served = true; /* a closed one left the set */
     }
-    if (listener_ready && (!served || listener_waited || take_new) &&
-        accept_new(ep, listen_fd, config) == FAILING)
+    /* After the new requests, so that their statements went out first. */
+    if (answers)
+        db_receive();
+    bool busy = served || in_hand;
+    if (listener_ready && (!busy || listener_waited || take_new) &&
+        accept_new(listen_fd, config) == FAILING)
         return false;
-    listener_waited = listener_ready && served && !listener_waited && !take_new;
+    listener_waited = listener_ready && busy && !listener_waited && !take_new;
     return true;
 }
 
 /* Retiring: takes the listening socket out of the set. A connection whose
  * arrival woke this worker (EPOLLEXCLUSIVE wakes one worker per
  * connection) is taken first, or no other worker would be woken for it. */
-static bool stop_listening(int ep, int listen_fd, const struct serve_config *config)
+static bool stop_listening(int listen_fd, const struct serve_config *config)
 {
     struct epoll_event events[MAX_EVENTS];
-    int n = epoll_wait(ep, events, MAX_EVENTS, 0);
+    int n = epoll_wait(idle_set, events, MAX_EVENTS, 0);
 
-    if (n > 0 && !serve_events(ep, listen_fd, events, n, true, config))
+    if (n > 0 && !serve_events(listen_fd, events, n, true, config))
         return false;
-    if (epoll_ctl(ep, EPOLL_CTL_DEL, listen_fd, NULL) != 0) {
+    if (epoll_ctl(idle_set, EPOLL_CTL_DEL, listen_fd, NULL) != 0) {
         log_error("epoll_ctl: %s", strerror(errno));
         return false;
     }
     return true;
+}
+
+/* db_watch: a new database connection, watched for its answers. */
+static void watch_database(int fd)
+{
+    if (idle_set >= 0)
+        watch(fd, DATABASE);
 }
 
 /* Tells the pool that this worker watches the listening socket, so that
@@ -327,21 +444,23 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
     signal(SIGHUP, SIG_IGN);  /* the pool reloads; a worker goes on */
     signal(SIGPIPE, SIG_IGN); /* a client that went away must not kill us */
 
-    int ep = epoll_create1(EPOLL_CLOEXEC);
+    idle_set = epoll_create1(EPOLL_CLOEXEC);
+    busy_set = epoll_create1(EPOLL_CLOEXEC);
     int sfd = signal_fd = signalfd(-1, &handled, SFD_NONBLOCK | SFD_CLOEXEC);
     int flags = fcntl(listen_fd, F_GETFL);
-    if (FCGX_Init() != 0 || ep < 0 || sfd < 0 || flags < 0 ||
-        fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
-        !watch(ep, sfd, EPOLLIN, SIGNALS) ||
-        !watch(ep, listen_fd, EPOLLIN | EPOLLEXCLUSIVE, LISTENER)) {
+    if (FCGX_Init() != 0 || idle_set < 0 || busy_set < 0 || sfd < 0 || flags < 0 ||
+        fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) != 0 || !watch(sfd, SIGNALS) ||
+        !watch_in(idle_set, listen_fd, EPOLLIN | EPOLLEXCLUSIVE, LISTENER)) {
         log_error("cannot set up the worker's event loop: %s", strerror(errno));
         return 1;
     }
     stats_set_listener(listen_fd);
+    db_watch(watch_database);
     say_ready(config->ready_fd);
 
     bool listening = true;
-    long stop_until = 0;
+    long stop_until = 0, idle_look_us = 0;
+    bool stuck = false;
     log_hold(true);
     for (;;) {
         if (reopen_requested) {
@@ -349,7 +468,7 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
             log_reopen();
         }
         if (listening && retire_requested) {
-            if (!stop_listening(ep, listen_fd, config)) {
+            if (!stop_listening(listen_fd, config)) {
                 status = 1;
                 break;
             }
@@ -364,6 +483,16 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
         /* With access lines held, first a look: when nothing is waiting,
          * they are written before the worker blocks. */
         int timeout = log_pending() ? 0 : -1;
+        long db_left_us = db_deadline_us();
+        if (db_left_us) {
+            db_left_us -= clock_now_us();
+            if (db_left_us <= 0) {
+                db_expire();
+                continue;
+            }
+            if (timeout < 0 || db_left_us / 1000 + 1 < timeout)
+                timeout = (int)(db_left_us / 1000) + 1;
+        }
         if (stopping) {
             long left_us = stop_until - clock_now_us();
             if (left_us <= 0) {
@@ -375,17 +504,39 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
                 /* Draining asks the socket itself rather than wait to be
                  * woken: an empty backlog is the end. */
                 enum accepted got =
-                    listening ? accept_new(ep, listen_fd, config) : NONE_WAITING;
+                    listening ? accept_new(listen_fd, config) : NONE_WAITING;
                 if (got == FAILING)
                     status = 1;
                 if (got != ACCEPTED)
                     break;
             }
-            if (timeout < 0)
-                timeout = left_us / 1000 < STOP_TICK_MS ? (int)(left_us / 1000) + 1
-                                                        : STOP_TICK_MS;
+            int tick =
+                left_us / 1000 < STOP_TICK_MS ? (int)(left_us / 1000) + 1 : STOP_TICK_MS;
+            if (timeout < 0 || tick < timeout)
+                timeout = tick;
         }
-        int n = epoll_wait(ep, events, MAX_EVENTS, timeout);
+        /* A worker with requests in hand looks at new connections now and
+         * then, should every worker have some, unless its database is
+         * slow to answer: what it took would wait behind. Stuck (a lock),
+         * it sends the web server's next requests elsewhere. */
+        long now = clock_now_us(), waited = oldest_in_hand_us(now);
+        if (waited > STUCK_US && !stuck)
+            close_idle_kept();
+        stuck = waited > STUCK_US;
+        int set = idle_set;
+        if (in_hand) {
+            set = busy_set;
+            if (timeout < 0 || timeout > BUSY_LOOK_US / 1000)
+                timeout = BUSY_LOOK_US / 1000;
+            /* A look, never a wait: a worker waiting on idle_set may be
+             * the one the kernel wakes for a new connection. */
+            if (waited <= BUSY_LOOK_US && now - idle_look_us >= BUSY_LOOK_US) {
+                set = idle_set;
+                timeout = 0;
+                idle_look_us = now;
+            }
+        }
+        int n = epoll_wait(set, events, MAX_EVENTS, timeout);
         if (n < 0 && errno != EINTR) {
             log_error("epoll_wait: %s", strerror(errno));
             status = 1;
@@ -396,18 +547,24 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
                 log_flush();
             continue;
         }
-        if (!serve_events(ep, listen_fd, events, n, false, config)) {
+        if (!serve_events(listen_fd, events, n, set == idle_set && timeout != 0,
+                          config)) {
             log_error("accept keeps failing; worker exits");
             status = 1;
             break;
         }
     }
-    /* Kept connections with nothing in flight: nginx opens new ones. */
-    while (conns)
-        conn_free(conns);
+    /* Kept connections with nothing in flight: nginx opens new ones. Those
+     * with a request in hand are past the time to stop: left to exit. */
+    for (struct conn *c = conns, *next; c; c = next) {
+        next = c->next;
+        if (!c->call)
+            conn_free(c);
+    }
     log_info("worker %s", retire_requested ? "retired" : "stopped");
     log_hold(false);
-    close(ep);
+    close(idle_set);
+    close(busy_set);
     close(sfd);
 
     sigprocmask(SIG_SETMASK, &previous, NULL);
@@ -417,12 +574,15 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
 int serve_cgi(const struct serve_config *config)
 {
     struct request req;
+    struct response res;
+    struct engine_outcome outcome;
     size_t len;
     long start = clock_now_us();
 
     signal(SIGPIPE, SIG_IGN);
     request_read(&req, environ, read_stdin, NULL, true, config->max_body);
-    char *out = answer(&req, start, &len);
+    engine_handle(&req, &res, &outcome);
+    char *out = answer(&req, &res, &outcome, start, &len);
     size_t written = fwrite(out, 1, len, stdout);
     free(out);
     request_free(&req);
