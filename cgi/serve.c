@@ -11,8 +11,9 @@
  * read, and an idle worker is the one the kernel wakes for a new
  * connection (EPOLLEXCLUSIVE; a worker with requests in hand waits on a set
  * without the listening socket). A statement stuck on a lock holds up the
- * statements sent behind it: such a worker takes no new connection and
- * lets its idle kept ones go, so the web server sends elsewhere. libfcgi
+ * statements sent behind it, which is the price of pipelining: such a
+ * worker takes no new connection, but the web server may still send it
+ * requests on connections it keeps. libfcgi
  * still reads and writes the records: the worker accepts the connection
  * itself and hands libfcgi its fd.
  *
@@ -20,12 +21,20 @@
  * signalfd), so none cuts a response in half and a busy worker still sees
  * them at its next turn. Two ways to stop:
  *   SIGTERM, SIGINT  drain: go on accepting until the listening socket's
- *                    backlog is empty, answer everything accepted, exit.
+ *                    backlog is empty, answer everything accepted, and
+ *                    every request that comes on a kept connection until
+ *                    the web server has closed them all (nginx: the
+ *                    upstream's keepalive_requests and keepalive_timeout),
+ *                    then exit. The worker never closes a kept connection
+ *                    itself: one the web server has just picked for a
+ *                    request would lose it, and nginx sends a PATCH only
+ *                    once.
  *                    The pool removes a unix socket's path first, so the
  *                    backlog only shrinks (README, "Reload and stop").
  *   SIGUSR2          retire (a new generation of workers has taken over the
  *                    socket): stop accepting at once, answer what this
- *                    worker has accepted, exit.
+ *                    worker has accepted and its kept connections bring
+ *                    (as above), exit.
  * SIGUSR1 reopens the log file. */
 #include "serve.h"
 
@@ -61,8 +70,8 @@ extern char **environ;
  * often. */
 #define BUSY_LOOK_US (10 * 1000)
 /* A worker whose oldest request in hand has waited this long for its
- * statement lets its idle kept connections go. */
-#define STUCK_US (100 * 1000)
+ * statement takes no new connection. */
+#define STUCK_US (20 * 1000)
 /* A stopping worker looks at the clock at least this often. */
 #define STOP_TICK_MS 100
 
@@ -239,22 +248,6 @@ static enum accepted accept_new(int listen_fd, const struct serve_config *config
     return ACCEPTED;
 }
 
-/* A worker that starts to stop, or whose database connection is stuck,
- * closes the kept connections it holds that have no request waiting: a web
- * server sends its next request on another one (nginx tries again at once
- * when a kept connection fails before an answer). A connection that has
- * not yet carried its first request, or has one waiting, is served
- * first. */
-static void close_idle_kept(void)
-{
-    for (struct conn *c = conns, *next; c; c = next) {
-        struct pollfd p = {.fd = c->req.ipcFd, .events = POLLIN};
-        next = c->next;
-        if (c->served > 0 && !c->call && poll(&p, 1, 0) == 0)
-            conn_free(c);
-    }
-}
-
 /* How long the oldest request in hand has waited for its statement (0:
  * none). Statements behind it on the connection wait as long. */
 static long oldest_in_hand_us(long now)
@@ -273,6 +266,7 @@ static long oldest_in_hand_us(long now)
 static void respond(struct conn *c)
 {
     size_t len;
+
     char *out = answer(&c->request, &c->res, &c->outcome, c->start_us, &len);
 
     FCGX_PutStr(out, (int)len, c->req.out);
@@ -333,8 +327,6 @@ static void serve_one(struct conn *c, const struct serve_config *config)
     }
     c->start_us = clock_now_us();
     stats_request_begin();
-    if (stopping)
-        c->req.keepConnection = 0; /* answered, then closed: the worker can end */
     request_read(&c->request, c->req.envp, read_fcgx, c->req.in, false, config->max_body);
     c->call = engine_begin(&c->request, &c->res, &c->outcome);
     if (c->call) {
@@ -362,10 +354,11 @@ static void conn_event(struct conn *c, const struct serve_config *config)
  * or in hand leaves a new connection to an idle one (the kernel has woken
  * one), unless the connection was still waiting at its previous look, or
  * take_new says to take it anyway: the kernel woke this worker for it
- * (it waited on idle_set), or it is retiring. Returns false when accepting
+ * (it waited on idle_set), or it is retiring. looked: the events are
+ * idle_set's, which has the listening socket. Returns false when accepting
  * keeps failing. */
 static bool serve_events(int listen_fd, const struct epoll_event *events, int n,
-                         bool take_new, const struct serve_config *config)
+                         bool looked, bool take_new, const struct serve_config *config)
 {
     static bool listener_waited;
     bool listener_ready = false, served = false, answers = false;
@@ -388,7 +381,8 @@ static bool serve_events(int listen_fd, const struct epoll_event *events, int n,
     if (listener_ready && (!busy || listener_waited || take_new) &&
         accept_new(listen_fd, config) == FAILING)
         return false;
-    listener_waited = listener_ready && busy && !listener_waited && !take_new;
+    if (looked)
+        listener_waited = listener_ready && busy && !listener_waited && !take_new;
     return true;
 }
 
@@ -400,7 +394,7 @@ static bool stop_listening(int listen_fd, const struct serve_config *config)
     struct epoll_event events[MAX_EVENTS];
     int n = epoll_wait(idle_set, events, MAX_EVENTS, 0);
 
-    if (n > 0 && !serve_events(listen_fd, events, n, true, config))
+    if (n > 0 && !serve_events(listen_fd, events, n, true, true, config))
         return false;
     if (epoll_ctl(idle_set, EPOLL_CTL_DEL, listen_fd, NULL) != 0) {
         log_error("epoll_ctl: %s", strerror(errno));
@@ -460,7 +454,6 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
 
     bool listening = true;
     long stop_until = 0, idle_look_us = 0;
-    bool stuck = false;
     log_hold(true);
     for (;;) {
         if (reopen_requested) {
@@ -477,7 +470,6 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
         if (!stopping && (retire_requested || drain_requested)) {
             stopping = true;
             stop_until = clock_now_us() + STOP_US;
-            close_idle_kept();
             log_info("worker %s", listening ? "draining" : "retiring");
         }
         /* With access lines held, first a look: when nothing is waiting,
@@ -517,12 +509,8 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
         }
         /* A worker with requests in hand looks at new connections now and
          * then, should every worker have some, unless its database is
-         * slow to answer: what it took would wait behind. Stuck (a lock),
-         * it sends the web server's next requests elsewhere. */
+         * slow to answer (a lock): what it took would wait behind. */
         long now = clock_now_us(), waited = oldest_in_hand_us(now);
-        if (waited > STUCK_US && !stuck)
-            close_idle_kept();
-        stuck = waited > STUCK_US;
         int set = idle_set;
         if (in_hand) {
             set = busy_set;
@@ -530,7 +518,7 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
                 timeout = BUSY_LOOK_US / 1000;
             /* A look, never a wait: a worker waiting on idle_set may be
              * the one the kernel wakes for a new connection. */
-            if (waited <= BUSY_LOOK_US && now - idle_look_us >= BUSY_LOOK_US) {
+            if (waited <= STUCK_US && now - idle_look_us >= BUSY_LOOK_US) {
                 set = idle_set;
                 timeout = 0;
                 idle_look_us = now;
@@ -547,8 +535,8 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
                 log_flush();
             continue;
         }
-        if (!serve_events(listen_fd, events, n, set == idle_set && timeout != 0,
-                          config)) {
+        bool looked = set == idle_set;
+        if (!serve_events(listen_fd, events, n, looked, looked && timeout != 0, config)) {
             log_error("accept keeps failing; worker exits");
             status = 1;
             break;

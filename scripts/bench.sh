@@ -127,11 +127,16 @@ DATABASE_URL="postgresql://chatpatch_worker@/$PGDATABASE?host=$PGHOST&port=$PGBO
     --max-body "$MAX_BODY" \
     </dev/null >"$OUT/raw/bouncer-pool.log" 2>&1 &
 bouncer_pid=$!
-sed -e "s|unix:$STACK_DIR/run/chatpatch.sock|unix:$BOUNCER_SOCKET|g" \
+sed -e 's|^set \$chatpatch_upstream .*|set $chatpatch_upstream chatpatch_bench_bouncer;|' \
     "$STACK_DIR/nginx/chatpatch.conf" >"$STACK_DIR/nginx/bouncer-snippet.conf"
-grep -q "$BOUNCER_SOCKET" "$STACK_DIR/nginx/bouncer-snippet.conf" ||
-    die "the stack's nginx snippet names no unix socket to point at the second pool"
+grep -q chatpatch_bench_bouncer "$STACK_DIR/nginx/bouncer-snippet.conf" ||
+    die "the stack's nginx snippet has no \$chatpatch_upstream line to point at the second pool"
+keepalive=$(sed -n 's/^ *keepalive \([0-9]*\);.*/\1/p' "$STACK_DIR/nginx/chatpatch-http.conf")
 cat >"$STACK_DIR/nginx/conf.d/bench-bouncer.conf" <<CONF
+upstream chatpatch_bench_bouncer {
+    server unix:$BOUNCER_SOCKET;
+    keepalive ${keepalive:?chatpatch-http.conf sets no keepalive};
+}
 server {
     listen 127.0.0.1:$BOUNCER_PORT;
     server_name _;

@@ -31,6 +31,10 @@
 #                                  e.g. a primary and a standby with
 #                                  target_session_attrs=read-write (README,
 #                                  "A primary and a standby")
+#   FASTCGI_KEEPALIVE 32           idle connections to the workers nginx keeps
+#                                  per worker process (the upstream's
+#                                  keepalive); 0: a connection per request
+#                                  (fastcgi_keep_conn off)
 # nginx's connections and per-client limits (README, "Connections, limits
 # and timeouts"); the defaults are the advice for production. A benchmark
 # or a test that sends from one address as many clients would sets them
@@ -64,6 +68,7 @@ MAX_BODY=${MAX_BODY:-65536}
 PG_EXTRA_CONF=${PG_EXTRA_CONF:-}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 NGINX_WORKER_CONNECTIONS=${NGINX_WORKER_CONNECTIONS:-4096}
+FASTCGI_KEEPALIVE=${FASTCGI_KEEPALIVE:-32}
 LIMIT_CONN=${LIMIT_CONN:-32}
 LIMIT_REQ_RATE=${LIMIT_REQ_RATE:-100}
 LIMIT_REQ_BURST=${LIMIT_REQ_BURST:-200}
@@ -363,6 +368,8 @@ check_knobs() {
         [[ ${!knob} =~ ^[1-9][0-9]{0,8}$ ]] ||
             die "$knob must be a positive integer, not '${!knob}'"
     done
+    [[ $FASTCGI_KEEPALIVE =~ ^(0|[1-9][0-9]{0,5})$ ]] ||
+        die "FASTCGI_KEEPALIVE must be 0 or a positive integer, not '$FASTCGI_KEEPALIVE'"
     # nginx's own bound for limit_conn.
     [ "$LIMIT_CONN" -le 65535 ] || die "LIMIT_CONN must be at most 65535, not '$LIMIT_CONN'"
     [[ $PGBOUNCER =~ ^[01]$ ]] || die "PGBOUNCER must be 0 or 1, not '$PGBOUNCER'"
@@ -393,11 +400,17 @@ render_nginx() {
     mkdir -p "$NGINX_DIR/tmp"
     # fastcgi_params is included relative to the config's own folder.
     cp /etc/nginx/fastcgi_params "$NGINX_DIR/fastcgi_params"
-    sed -e "s|^set \$chatpatch_upstream .*|set \$chatpatch_upstream \"unix:$(sed_repl "$SOCKET")\";|" \
-        -e "s|client_max_body_size 64k;|client_max_body_size $MAX_BODY;|" \
+    sed -e "s|client_max_body_size 64k;|client_max_body_size $MAX_BODY;|" \
         -e "s|client_body_buffer_size 64k;|client_body_buffer_size $MAX_BODY;|" \
         "$src/chatpatch.conf" | sed_limits >"$NGINX_DIR/chatpatch.conf"
-    sed_limits "$src/chatpatch-http.conf" >"$NGINX_DIR/chatpatch-http.conf"
+    # The upstream's EDIT line names the stack's socket; FASTCGI_KEEPALIVE
+    # sets its keepalive, or with 0 nginx opens a connection per request.
+    sed -e "s|^\( *server \)unix:[^;]*;\(.*# EDIT.*\)$|\1unix:$(sed_repl "$SOCKET");\2|" \
+        -e "s|^\( *keepalive \)[0-9]*;|\1$FASTCGI_KEEPALIVE;|" \
+        -e "/^ *keepalive 0;/d" \
+        "$src/chatpatch-http.conf" | sed_limits >"$NGINX_DIR/chatpatch-http.conf"
+    grep -qF "server unix:$SOCKET;" "$NGINX_DIR/chatpatch-http.conf" ||
+        die "nginx/chatpatch-http.conf: no EDIT line naming the workers' socket"
     sed -e "s|@STACK_DIR@|$(sed_repl "$STACK_DIR")|g" \
         -e "s|@SOCKET@|$(sed_repl "$SOCKET")|g" \
         -e "s|@PORT@|$PORT|g" \
@@ -406,6 +419,10 @@ render_nginx() {
         -e "s|@NGINX_RLIMIT_NOFILE@|$nofile|g" \
         -e "s|@NGINX_WORKER_CONNECTIONS@|$NGINX_WORKER_CONNECTIONS|g" \
         "$src/nginx.conf.in" | sed_limits >"$NGINX_CONF"
+    if [ "$FASTCGI_KEEPALIVE" = 0 ]; then
+        sed -i -e "s|fastcgi_keep_conn on;|fastcgi_keep_conn off;|" "$NGINX_DIR/chatpatch.conf" \
+            "$NGINX_CONF"
+    fi
     # A limit line that sed_limits missed would keep its number silently.
     if grep -h -e 'limit_conn chatpatch_conn' -e 'zone=chatpatch_req' \
         "$NGINX_DIR/chatpatch.conf" "$NGINX_DIR/chatpatch-http.conf" "$NGINX_CONF" |
