@@ -69,9 +69,11 @@ extern char **environ;
 /* A worker with requests in hand looks for new connections at least this
  * often. */
 #define BUSY_LOOK_US (10 * 1000)
-/* A worker whose oldest request in hand has waited this long for its
- * statement takes no new connection. */
-#define STUCK_US (20 * 1000)
+/* A worker with requests in hand and no answer from the database for this
+ * long takes no new connection; a busy one that does takes up to
+ * BUSY_ACCEPTS at a look. */
+#define STUCK_US     (20 * 1000)
+#define BUSY_ACCEPTS 8
 /* A stopping worker looks at the clock at least this often. */
 #define STOP_TICK_MS 100
 
@@ -248,16 +250,17 @@ static enum accepted accept_new(int listen_fd, const struct serve_config *config
     return ACCEPTED;
 }
 
-/* How long the oldest request in hand has waited for its statement (0:
- * none). Statements behind it on the connection wait as long. */
-static long oldest_in_hand_us(long now)
-{
-    long oldest = 0;
+/* When the database last answered a statement of this worker, or the
+ * first request of a busy spell was sent: with requests in hand and no
+ * answer for a while, the connection is stuck (a lock), and whatever is
+ * sent behind waits as long. Under load, answers keep coming. */
+static long last_answer_us;
 
-    for (struct conn *c = conns; in_hand && c; c = c->next)
-        if (c->call && now - c->start_us > oldest)
-            oldest = now - c->start_us;
-    return oldest;
+/* How long this worker has had requests in hand and no answer (0: none in
+ * hand). */
+static long unanswered_us(long now)
+{
+    return in_hand ? now - last_answer_us : 0;
 }
 
 /* Writes the answer in c->res and finishes the request: the connection
@@ -293,6 +296,7 @@ static void statement_done(void *tag, enum db_outcome db, PGresult *r, long elap
     struct conn *c = tag;
 
     c->outcome.db_us += elapsed_us;
+    last_answer_us = clock_now_us();
     if (engine_resume(c->call, db, r, &c->res)) {
         send_statement(c);
         return;
@@ -330,7 +334,8 @@ static void serve_one(struct conn *c, const struct serve_config *config)
     request_read(&c->request, c->req.envp, read_fcgx, c->req.in, false, config->max_body);
     c->call = engine_begin(&c->request, &c->res, &c->outcome);
     if (c->call) {
-        in_hand++;
+        if (in_hand++ == 0)
+            last_answer_us = c->start_us;
         send_statement(c);
     } else {
         respond(c);
@@ -378,9 +383,15 @@ static bool serve_events(int listen_fd, const struct epoll_event *events, int n,
     if (answers)
         db_receive();
     bool busy = served || in_hand;
-    if (listener_ready && (!busy || listener_waited || take_new) &&
-        accept_new(listen_fd, config) == FAILING)
-        return false;
+    if (listener_ready && (!busy || listener_waited || take_new)) {
+        /* A busy worker that takes connections takes what waits, up to a
+         * few: no idle worker came for them. */
+        enum accepted got = accept_new(listen_fd, config);
+        for (int k = 1; busy && got == ACCEPTED && k < BUSY_ACCEPTS; k++)
+            got = accept_new(listen_fd, config);
+        if (got == FAILING)
+            return false;
+    }
     if (looked)
         listener_waited = listener_ready && busy && !listener_waited && !take_new;
     return true;
@@ -510,7 +521,7 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
         /* A worker with requests in hand looks at new connections now and
          * then, should every worker have some, unless its database is
          * slow to answer (a lock): what it took would wait behind. */
-        long now = clock_now_us(), waited = oldest_in_hand_us(now);
+        long now = clock_now_us(), waited = unanswered_us(now);
         int set = idle_set;
         if (in_hand) {
             set = busy_set;
