@@ -140,7 +140,6 @@ static size_t read_stdin(void *ctx, char *buf, size_t n)
 /* One FastCGI connection this worker accepted. */
 struct conn {
     FCGX_Request req;
-    long served;  /* requests answered on it */
     bool watched; /* in the epoll set: kept, and no request in hand */
     /* The request in hand while its statement runs (call not NULL). */
     struct engine_call *call;
@@ -281,7 +280,6 @@ static void respond(struct conn *c)
     request_free(&c->request);
     FCGX_Finish_r(&c->req);
     c->req.detached = 0;
-    c->served++;
     if (c->req.ipcFd < 0)
         conn_free(c);
     else if (!c->watched && !(c->watched = watch(c->req.ipcFd, c)))
