@@ -188,6 +188,18 @@ static void push(struct queue *q, struct pending *p)
     q->count++;
 }
 
+/* Puts the whole of front ahead of q's own, in front's order. */
+static void prepend(struct queue *q, struct queue *front)
+{
+    if (!front->head)
+        return;
+    front->tail->next = q->head;
+    if (!q->head)
+        q->tail = front->tail;
+    q->head = front->head;
+    q->count += front->count;
+}
+
 static struct pending *pop(struct queue *q)
 {
     struct pending *p = q->head;
@@ -240,14 +252,7 @@ static void restart(void)
         else
             push(&again, p);
     }
-    /* Ahead of those not yet sent, in their order. */
-    if (again.head) {
-        again.tail->next = waiting.head;
-        if (!waiting.head)
-            waiting.tail = again.tail;
-        waiting.head = again.head;
-        waiting.count += again.count;
-    }
+    prepend(&waiting, &again); /* ahead of those not yet sent */
 }
 
 static bool send_one(const struct pending *p)
@@ -364,11 +369,9 @@ static bool answered(void)
         return true;
     }
     /* Back at the head of the sent queue, to be sent again with the rest. */
-    p->next = sent.head;
-    sent.head = p;
-    if (!sent.tail)
-        sent.tail = p;
-    sent.count++;
+    struct queue back = {0};
+    push(&back, p);
+    prepend(&sent, &back);
     return false;
 }
 
