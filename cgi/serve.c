@@ -13,11 +13,11 @@
  * without the listening socket). A statement stuck on a lock holds up the
  * statements sent behind it, which is the price of pipelining: such a
  * worker takes no new connection, but the web server may still send it
- * requests on connections it keeps. libfcgi
- * still reads and writes the records: the worker accepts the connection
- * itself and hands libfcgi its fd.
+ * requests on connections it keeps. libfcgi still reads and writes the
+ * records: the worker accepts the connection itself and hands libfcgi its
+ * fd.
  *
- * Signals stay blocked and arrive as events of the same epoll set (a
+ * Signals stay blocked and arrive as events of both epoll sets (a
  * signalfd), so none cuts a response in half and a busy worker still sees
  * them at its next turn. Two ways to stop:
  *   SIGTERM, SIGINT  drain: go on accepting until the listening socket's
@@ -102,8 +102,8 @@ static void take_signals(int sfd)
         on_signal((int)info.ssi_signo);
 }
 
-/* The epoll event pointers of the listening socket and of the signalfd;
- * every other event is a connection's. */
+/* The epoll event pointers of the listening socket, the signalfd and the
+ * database connection; every other event is a FastCGI connection's. */
 static char listener_mark, signals_mark, database_mark;
 #define LISTENER (&listener_mark)
 #define SIGNALS  (&signals_mark)
@@ -268,7 +268,6 @@ static long unanswered_us(long now)
 static void respond(struct conn *c)
 {
     size_t len;
-
     char *out = answer(&c->request, &c->res, &c->outcome, c->start_us, &len);
 
     FCGX_PutStr(out, (int)len, c->req.out);
@@ -412,11 +411,17 @@ static bool stop_listening(int listen_fd, const struct serve_config *config)
     return true;
 }
 
-/* db_watch: a new database connection, watched for its answers. */
+/* db_watch: a new database connection, watched for its answers (the
+ * epoll sets exist before the first statement is sent). */
 static void watch_database(int fd)
 {
-    if (idle_set >= 0)
-        watch(fd, DATABASE);
+    watch(fd, DATABASE);
+}
+
+/* An epoll timeout (ms, -1: none) that ends within ms at the latest. */
+static int at_most(int timeout, int ms)
+{
+    return timeout < 0 || ms < timeout ? ms : timeout;
 }
 
 /* Tells the pool that this worker watches the listening socket, so that
@@ -484,18 +489,16 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
         /* With access lines held, first a look: when nothing is waiting,
          * they are written before the worker blocks. */
         int timeout = log_pending() ? 0 : -1;
-        long db_left_us = db_deadline_us();
-        if (db_left_us) {
-            db_left_us -= clock_now_us();
-            if (db_left_us <= 0) {
+        long now = clock_now_us(), db_deadline = db_deadline_us();
+        if (db_deadline) {
+            if (db_deadline <= now) {
                 db_expire();
                 continue;
             }
-            if (timeout < 0 || db_left_us / 1000 + 1 < timeout)
-                timeout = (int)(db_left_us / 1000) + 1;
+            timeout = at_most(timeout, (int)((db_deadline - now) / 1000) + 1);
         }
         if (stopping) {
-            long left_us = stop_until - clock_now_us();
+            long left_us = stop_until - now;
             if (left_us <= 0) {
                 log_warn("worker stops with %s unanswered after %d s",
                          conns ? "connections" : "the backlog", STOP_US / 1000000);
@@ -511,23 +514,18 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
                 if (got != ACCEPTED)
                     break;
             }
-            int tick =
-                left_us / 1000 < STOP_TICK_MS ? (int)(left_us / 1000) + 1 : STOP_TICK_MS;
-            if (timeout < 0 || tick < timeout)
-                timeout = tick;
+            timeout = at_most(at_most(timeout, (int)(left_us / 1000) + 1), STOP_TICK_MS);
         }
         /* A worker with requests in hand looks at new connections now and
          * then, should every worker have some, unless its database is
          * slow to answer (a lock): what it took would wait behind. */
-        long now = clock_now_us(), waited = unanswered_us(now);
         int set = idle_set;
         if (in_hand) {
             set = busy_set;
-            if (timeout < 0 || timeout > BUSY_LOOK_US / 1000)
-                timeout = BUSY_LOOK_US / 1000;
+            timeout = at_most(timeout, BUSY_LOOK_US / 1000);
             /* A look, never a wait: a worker waiting on idle_set may be
              * the one the kernel wakes for a new connection. */
-            if (waited <= STUCK_US && now - idle_look_us >= BUSY_LOOK_US) {
+            if (unanswered_us(now) <= STUCK_US && now - idle_look_us >= BUSY_LOOK_US) {
                 set = idle_set;
                 timeout = 0;
                 idle_look_us = now;
