@@ -131,11 +131,12 @@ sed -e 's|^set \$chatpatch_upstream .*|set $chatpatch_upstream chatpatch_bench_b
     "$STACK_DIR/nginx/chatpatch.conf" >"$STACK_DIR/nginx/bouncer-snippet.conf"
 grep -q chatpatch_bench_bouncer "$STACK_DIR/nginx/bouncer-snippet.conf" ||
     die "the stack's nginx snippet has no \$chatpatch_upstream line to point at the second pool"
-keepalive=$(sed -n 's/^ *keepalive \([0-9]*\);.*/\1/p' "$STACK_DIR/nginx/chatpatch-http.conf")
+# The stack's own keepalive line (none with FASTCGI_KEEPALIVE=0).
+keepalive=$(grep -E '^ *keepalive [0-9]+;' "$STACK_DIR/nginx/chatpatch-http.conf" || true)
 cat >"$STACK_DIR/nginx/conf.d/bench-bouncer.conf" <<CONF
 upstream chatpatch_bench_bouncer {
     server unix:$BOUNCER_SOCKET;
-    keepalive ${keepalive:?chatpatch-http.conf sets no keepalive};
+$keepalive
 }
 server {
     listen 127.0.0.1:$BOUNCER_PORT;

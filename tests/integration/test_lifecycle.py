@@ -134,8 +134,9 @@ def test_sigterm_answers_every_queued_connection(spawn, short_dir, stack, db, re
         slow = [Call(recoup_patch, address, w_, f"slow {n}") for n in range(2)]
         assert wait_until(lambda: lock_waiters(db) >= 2, LOCK_WAIT_S), \
             "the two workers did not reach the lock"
-        # A worker whose statement has waited 20 ms takes no new connection
-        # (serve.c, STUCK_US): from then on the queued ones stay queued.
+        # A worker with no answer from the database for 20 ms takes no new
+        # connection (serve.c, STUCK_US): from then on the queued ones stay
+        # queued.
         time.sleep(0.1)
         chats = [w_.new_chat(db) for _ in range(QUEUED)]
         titles = [f"queued {n} {uuid.uuid4().hex[:6]}" for n in range(QUEUED)]

@@ -171,9 +171,9 @@ def test_five_reloads_and_a_stop_under_load(stack, db):
                 "'chatpatch' AND wait_event_type = 'Lock'").fetchone()["n"]
                 in ((1, len(slow)) if kept else (len(slow),)), 10), \
                 "the two workers did not reach the locks"
-            # A worker whose statement has waited 20 ms takes no new
-            # connection (serve.c, STUCK_US): from then on the queued ones
-            # stay in the backlog.
+            # A worker with no answer from the database for 20 ms takes no
+            # new connection (serve.c, STUCK_US): from then on the queued
+            # ones stay in the backlog.
             time.sleep(0.1)
             more = [threading.Thread(target=send, args=(queued, waiting, n, f"queued-{n}"),
                                      daemon=True) for n in range(len(queued))]
