@@ -7,6 +7,7 @@
 #include "buf.h"
 #include "decide.h"
 #include "engine.h"
+#include "request.h"
 #include "route.h"
 
 #include <errno.h>
@@ -128,6 +129,25 @@ static bool write_fixed(const char *dir)
     return ok;
 }
 
+/* params.tsv: the FastCGI params the workers read, one per line, so that
+ * the nginx snippet passes those and no others. */
+static bool write_params(const char *dir)
+{
+    struct buf list = {0};
+    char path[4096];
+    const char *name;
+    bool ok;
+
+    for (size_t i = 0; (name = request_param_name(i)); i++) {
+        buf_adds(&list, name);
+        buf_addc(&list, '\n');
+    }
+    snprintf(path, sizeof path, "%s/params.tsv", dir);
+    ok = write_file(path, list.data);
+    buf_free(&list);
+    return ok;
+}
+
 bool errors_print(const char *dir)
 {
     struct buf routes = {0};
@@ -151,7 +171,7 @@ bool errors_print(const char *dir)
     }
     if (ok) {
         snprintf(path, sizeof path, "%s/routes.tsv", dir);
-        ok = write_file(path, routes.data) && write_fixed(dir);
+        ok = write_file(path, routes.data) && write_fixed(dir) && write_params(dir);
     }
     buf_free(&routes);
     return ok;

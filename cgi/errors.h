@@ -22,7 +22,8 @@ char *errors_body(const struct api_profile *api, int status);
  * and DIR/routes.tsv, one line per API: name, path prefix, Allow, and
  * Access-Control-Allow-Origin ("-" for none), tab-separated; DIR/fixed.tsv,
  * one line per fixed route (/healthz, /status): path and Allow; and
- * DIR/healthz/503.json, the health check's body without a database.
+ * DIR/healthz/503.json, the health check's body without a database; and
+ * DIR/params.tsv, the FastCGI params the workers read, one name per line.
  * Returns false after printing why to stderr. */
 bool errors_print(const char *dir);
 

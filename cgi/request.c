@@ -62,6 +62,11 @@ static const struct param_spec {
     [P_ACCEPT] = PARAM("HTTP_ACCEPT", ", "),
 };
 
+const char *request_param_name(size_t i)
+{
+    return i < P_COUNT ? param_specs[i].name : NULL;
+}
+
 /* What one pass over envp found: a single param's value, or a joined
  * header's lines so far. */
 struct params {

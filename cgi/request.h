@@ -38,4 +38,9 @@ void request_read(struct request *req, char *const *envp, request_reader read, v
                   bool is_cgi, size_t max_body);
 void request_free(struct request *req);
 
+/* The name of the i-th param request_read() reads, NULL past the last: what
+ * a web server has to pass (errors_print() lists them for the nginx
+ * snippet). */
+const char *request_param_name(size_t i);
+
 #endif

@@ -25,6 +25,8 @@ The template is the snippet's text with
     add_header line of its origin, or nothing), @API_429@ (the named
     location of its 429), @BODY_<status>@ (DIR/<prefix>/<status>.json). In
     "#@each fixed": @PATH@, @ALLOW@.
+  - @FASTCGI_PARAMS@: the fastcgi_param lines of the params the workers
+    read (DIR/params.tsv), one per line at the placeholder's indentation.
 A line that is only a placeholder which comes out empty is dropped. Values
 are escaped for the quotes the template puts them in (or checked to be one
 bare word); a value nginx could not hold literally ("$" starts a variable)
@@ -43,6 +45,24 @@ REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "nginx" / "chatpatch.conf.in"
 PLACEHOLDER = re.compile(r"@([A-Z][A-Z0-9_]*)@")
 API_ROOT = "/api/"  # the template's `location /api/`, which holds the APIs'
+
+
+# What nginx passes for each param the workers read (params.tsv), None
+# for those it need not pass: only these go, not all of fastcgi_params
+# (twenty more params cost nginx and a worker a sixth of their instructions
+# per request; README, Performance). A param the workers start to read
+# must be added here, or the snippet is not made.
+NGINX_PARAMS = {
+    "REQUEST_METHOD": "$request_method",
+    "REQUEST_URI": "$request_uri",
+    "CONTENT_TYPE": "$content_type",
+    "CONTENT_LENGTH": "$content_length",
+    "REQUEST_ID": "$request_id",
+    "QUERY_STRING": None,  # in REQUEST_URI, which the workers read first
+    "PATH_INFO": None,     # for CGI hosts without REQUEST_URI
+    "UNIQUE_ID": None,     # Apache's request id; nginx's is REQUEST_ID
+}
+HEADER_PARAM = re.compile(r"HTTP_[A-Z0-9_]+")  # nginx passes each request header
 
 
 class SnippetError(Exception):
@@ -133,6 +153,20 @@ class Printed:
             raise SnippetError(f"routes.tsv: no APIs, or two in one collection: {seen}")
         self.fixed = [{"path": path, "allow": allow}
                       for path, allow in read_tsv(self.out / "fixed.tsv", 2)]
+        self.params = [name for (name,) in read_tsv(self.out / "params.tsv", 1)]
+
+    def fastcgi_params(self):
+        """The fastcgi_param lines of the params the workers read."""
+        lines = []
+        for name in self.params:
+            if HEADER_PARAM.fullmatch(name):
+                continue
+            if name not in NGINX_PARAMS:
+                raise SnippetError(f"params.tsv: the workers read {name}; say in "
+                                   "NGINX_PARAMS what nginx passes for it")
+            if NGINX_PARAMS[name] is not None:
+                lines.append(f"fastcgi_param {name} {NGINX_PARAMS[name]};")
+        return Raw("\n".join(lines))
 
     def generic(self, name):
         """The value of a placeholder outside an "#@each" block."""
@@ -141,6 +175,8 @@ class Printed:
             return read_body(self.out / f"{m[1]}.json")
         if name == "HEALTH_503":
             return read_body(self.out / "healthz" / "503.json")
+        if name == "FASTCGI_PARAMS":
+            return self.fastcgi_params()
         if name == "COMMON_ALLOW":
             methods = [[m.strip() for m in a["allow"].split(",")] for a in self.apis]
             return ", ".join(m for m in methods[0] if all(m in other for other in methods))
@@ -180,6 +216,8 @@ def fill(line, value_of):
     placeholder that came out empty."""
     filled = PLACEHOLDER.sub(lambda m: nginx_text(value_of(m[1]), quote_at(line, m.start())),
                              line)
+    indent = line[:len(line) - len(line.lstrip())]
+    filled = filled.replace("\n", "\n" + indent)  # a value of several lines
     if not filled.strip() and PLACEHOLDER.search(line):
         return None
     return filled

@@ -72,8 +72,8 @@ class NginxFcgiwrap(Host):
         include = re.sub(r"^include \S+;", f"include {ndir / 'chatpatch-snippet.conf'};",
                          include, count=1, flags=re.M)
         include = set_lines(include, r"set \$chatpatch_upstream ", f"unix:{p['socket']}")
-        include, n = re.subn(r"^root \S+;", f"root {p['bin']};", include, flags=re.M)
-        if n != 1 or str(ndir) not in include:
+        include = set_lines(include, r"set \$chatpatch_cgi_program ", str(p["bin"]))
+        if str(p["bin"]) not in include or str(ndir) not in include:
             raise RuntimeError("deploy/fcgiwrap/chatpatch-fcgiwrap.conf changed shape")
         # nginx.conf.in includes chatpatch.conf: here, the fcgiwrap include.
         (ndir / "chatpatch.conf").write_text(include)

@@ -144,11 +144,42 @@ def test_quotes_are_escaped_for_their_string(changed):
     assert "return 413 '{\"statusCode\": 413, \"error\": \"it\\'s \\\\\\\\ big\"}';" in made
 
 
-@pytest.mark.parametrize("missing", ["routes.tsv", "fixed.tsv", "503.json",
+@pytest.mark.parametrize("missing", ["routes.tsv", "fixed.tsv", "params.tsv", "503.json",
                                      "healthz/503.json", "api/users/413.json"])
 def test_a_missing_file_is_an_error(changed, missing):
     (changed / missing).unlink()
     with pytest.raises(nginx_snippet.SnippetError, match=re.escape(missing.split("/")[-1])):
+        nginx_snippet.generate(errors=changed)
+
+
+def fastcgi_params(block):
+    """The params a location passes: {NAME: value}."""
+    return dict(re.findall(r"^\s*fastcgi_param (\S+) (.*?)(?: if_not_empty)?;$", block, re.M))
+
+
+def test_each_location_passes_what_the_workers_read(printed):
+    """Each location that passes to the workers sends every param the
+    binary says it reads (params.tsv; headers go as HTTP_* by themselves)
+    which nginx has, and nothing of fastcgi_params beyond them."""
+    text = SNIPPET.read_text()
+    read = (printed / "params.tsv").read_text().split()
+    assert {"REQUEST_METHOD", "REQUEST_URI", "CONTENT_LENGTH", "HTTP_X_API_KEY"} <= set(read)
+    blocks = re.findall(r"^location ([^@{]+?) \{\n(.*?)^\}", text, re.M | re.S)
+    passing = [(name, b) for name, b in blocks if "fastcgi_pass" in b]
+    assert {name for name, _ in passing} >= {"= /api", "/api/", "= /healthz", "= /status"}
+    expected = {n: v for n, v in nginx_snippet.NGINX_PARAMS.items() if v and n in read}
+    for name, block in passing:
+        params = fastcgi_params(block)
+        assert {n: params.get(n) for n in expected} == expected, name
+        assert set(params) == set(expected) | {"GATEWAY_INTERFACE", "SCRIPT_FILENAME",
+                                               "HTTP_PROXY"}, name
+        assert "include fastcgi_params" not in block, name
+
+
+def test_a_param_nginx_has_no_value_for_is_refused(changed):
+    with (changed / "params.tsv").open("a") as f:
+        f.write("REMOTE_USER\n")
+    with pytest.raises(nginx_snippet.SnippetError, match="REMOTE_USER.*NGINX_PARAMS"):
         nginx_snippet.generate(errors=changed)
 
 
