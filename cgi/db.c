@@ -7,6 +7,12 @@
  * several answers. Each statement is followed by its own sync, which makes
  * it a transaction of its own: one that fails takes no other with it.
  *
+ * A statement that waits (a row lock held by another transaction) holds up
+ * every statement sent behind it on its connection. So when the first
+ * connection has given no answer for STUCK_US, what comes next goes on a
+ * second one, opened then and kept; the first is used again as soon as it
+ * answers.
+ *
  * Every wait on the server is bounded: connect_timeout for connecting, and
  * the statement timeout plus one second for a statement, after which the
  * statement is cancelled and the connection dropped (what was sent behind
@@ -25,7 +31,6 @@
 static struct db_config config;
 static const struct db_statement *statements;
 static size_t statement_count;
-static PGconn *conn;
 static void (*on_connect)(int fd); /* db_watch() */
 
 void db_init(const struct db_config *cfg, const struct db_statement *stmts, size_t count)
@@ -79,13 +84,51 @@ bool db_startup_options(char *out, size_t n, int statement_timeout_ms)
     return true;
 }
 
-static void db_close(void)
+/* How many statements one connection carries at once (pipelined, each
+ * its own transaction). A pooler in transaction mode gets one at a time:
+ * each may go to another server connection. */
+#define PIPELINE_DEPTH 64
+/* A connection with statements in flight and no answer for this long is
+ * stuck (a lock): the next statements go on the next connection. */
+#define STUCK_US (20 * 1000)
+#define LANES    2
+
+/* One statement asked for and not yet answered. */
+struct pending {
+    size_t index;
+    const char *const *values; /* the caller's, until done */
+    db_done *done;
+    void *tag;
+    long start_us, deadline_us;
+    int reconnects;
+    PGresult *result; /* its last result so far */
+    struct pending *next;
+};
+
+struct queue {
+    struct pending *head, *tail;
+    size_t count;
+};
+
+/* A connection and the statements sent on it, in the order the answers
+ * come. */
+struct lane {
+    PGconn *conn;
+    struct queue sent;
+    long answered_us; /* its last answer, or its first statement sent since */
+};
+static struct lane lanes[LANES];
+/* Those waiting to be sent (a pooler's, to be run again, or while every
+ * connection is stuck). */
+static struct queue waiting;
+
+static void db_close(struct lane *l)
 {
-    PQfinish(conn);
-    conn = NULL;
+    PQfinish(l->conn);
+    l->conn = NULL;
 }
 
-static bool prepare_all(void)
+static bool prepare_all(PGconn *conn)
 {
     for (size_t i = 0; i < statement_count; i++) {
         PGresult *r = PQprepare(conn, statements[i].name, statements[i].sql,
@@ -103,7 +146,7 @@ static bool prepare_all(void)
 /* Through a pooler the statements run at the role's isolation level: it
  * must be REPEATABLE READ (or SERIALIZABLE), or a request could write
  * through a concurrent change (README, How it works). */
-static bool isolation_ok(void)
+static bool isolation_ok(PGconn *conn)
 {
     PGresult *r = PQexec(conn, "SHOW default_transaction_isolation");
     const char *level = PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "";
@@ -118,7 +161,7 @@ static bool isolation_ok(void)
     return ok;
 }
 
-static bool connect_db(void)
+static bool connect_db(struct lane *l)
 {
     char timeout[32], options[256];
     const char *keys[] = {"dbname", "fallback_application_name", "connect_timeout",
@@ -130,52 +173,27 @@ static bool connect_db(void)
         abort(); /* the settings above are fixed, and fit */
     if (config.unnamed_statements)
         keys[3] = NULL; /* a pooler refuses startup options */
-    conn = PQconnectdbParams(keys, values, 1);
+    PGconn *conn = l->conn = PQconnectdbParams(keys, values, 1);
     if (PQstatus(conn) != CONNECTION_OK) {
         log_warn("db: cannot connect: %s", PQerrorMessage(conn));
-        db_close();
+        db_close(l);
         return false;
     }
-    if (config.unnamed_statements ? !isolation_ok() : !prepare_all()) {
-        db_close();
+    if (config.unnamed_statements ? !isolation_ok(conn) : !prepare_all(conn)) {
+        db_close(l);
         return false;
     }
     if (!PQenterPipelineMode(conn)) {
         log_warn("db: cannot enter pipeline mode: %s", PQerrorMessage(conn));
-        db_close();
+        db_close(l);
         return false;
     }
-    log_info("db: connected, %zu statements %s", statement_count,
-             config.unnamed_statements ? "sent unnamed" : "prepared");
+    log_info("db: connection %d connected, %zu statements %s", (int)(l - lanes) + 1,
+             statement_count, config.unnamed_statements ? "sent unnamed" : "prepared");
     if (on_connect)
         on_connect(PQsocket(conn));
     return true;
 }
-
-/* How many statements one connection carries at once (pipelined, each
- * its own transaction). A pooler in transaction mode gets one at a time:
- * each may go to another server connection. */
-#define PIPELINE_DEPTH 64
-
-/* One statement asked for and not yet answered. */
-struct pending {
-    size_t index;
-    const char *const *values; /* the caller's, until done */
-    db_done *done;
-    void *tag;
-    long start_us, deadline_us;
-    int reconnects;
-    PGresult *result; /* its last result so far */
-    struct pending *next;
-};
-
-/* Sent on the connection, in the order the answers come; then those
- * waiting to be sent (a pooler's, or to be run again). */
-struct queue {
-    struct pending *head, *tail;
-    size_t count;
-};
-static struct queue sent, waiting;
 
 static void push(struct queue *q, struct pending *p)
 {
@@ -238,13 +256,13 @@ static void fail_waiting(void)
 /* The connection is gone or given up: what was sent on it runs again on
  * a new one, once (the update sets the same values), unless its time is
  * up. */
-static void restart(void)
+static void restart(struct lane *l)
 {
     struct queue again = {0};
     long now = clock_now_us();
 
-    db_close();
-    for (struct pending *p; (p = pop(&sent)) != NULL;) {
+    db_close(l);
+    for (struct pending *p; (p = pop(&l->sent)) != NULL;) {
         PQclear(p->result);
         p->result = NULL;
         if (++p->reconnects > 1 || now >= p->deadline_us)
@@ -255,7 +273,7 @@ static void restart(void)
     prepend(&waiting, &again); /* ahead of those not yet sent */
 }
 
-static bool send_one(const struct pending *p)
+static bool send_one(PGconn *conn, const struct pending *p)
 {
     const struct db_statement *s = &statements[p->index];
     int queued = config.unnamed_statements
@@ -267,26 +285,45 @@ static bool send_one(const struct pending *p)
     return queued && PQpipelineSync(conn);
 }
 
-/* Sends what waits, as far as the pipeline takes it, connecting first when
- * there is no connection (and failing what waits when none can be had). */
-static void pump(void)
+static bool stuck(const struct lane *l, long now)
+{
+    return l->sent.count > 0 && now - l->answered_us >= STUCK_US;
+}
+
+/* The connection the next statement goes on: the first that is not stuck,
+ * if it has room; NULL when it has none or every one is stuck. */
+static struct lane *next_lane(long now)
 {
     size_t depth = config.unnamed_statements ? 1 : PIPELINE_DEPTH;
 
-    while (waiting.head && sent.count < depth) {
-        if (!conn && !connect_db()) {
+    for (struct lane *l = lanes; l < lanes + LANES; l++)
+        if (!stuck(l, now))
+            return l->sent.count < depth ? l : NULL;
+    return NULL;
+}
+
+/* Sends what waits, as far as the pipelines take it, connecting first when
+ * there is no connection (and failing what waits when none can be had). */
+static void pump(void)
+{
+    long now = clock_now_us();
+
+    for (struct lane *l; waiting.head && (l = next_lane(now));) {
+        if (!l->conn && !connect_db(l)) {
             fail_waiting();
             return;
         }
-        if (send_one(waiting.head)) {
-            push(&sent, pop(&waiting));
+        if (send_one(l->conn, waiting.head)) {
+            if (!l->sent.count)
+                l->answered_us = now;
+            push(&l->sent, pop(&waiting));
             continue;
         }
         log_warn("db: %s could not be sent: %s", statements[waiting.head->index].name,
-                 PQerrorMessage(conn));
+                 PQerrorMessage(l->conn));
         if (++waiting.head->reconnects > 1)
             finish(pop(&waiting), DB_UNAVAILABLE, NULL);
-        restart();
+        restart(l);
     }
 }
 
@@ -318,7 +355,7 @@ static bool sqlstate_is(const PGresult *r, const char *prefix)
 
 /* A result that says the connection is gone (server restarted, backend
  * terminated), as opposed to a statement that failed on a sound one. */
-static bool connection_lost(const PGresult *r)
+static bool connection_lost(const PGconn *conn, const PGresult *r)
 {
     if (!conn || PQstatus(conn) != CONNECTION_OK || !r ||
         !PQresultErrorField(r, PG_DIAG_SQLSTATE))
@@ -335,9 +372,9 @@ static bool lost_race(const PGresult *r)
 
 /* The oldest statement sent has all its answer (its sync came back).
  * Returns false when that answer says the connection is gone. */
-static bool answered(void)
+static bool answered(struct lane *l)
 {
-    struct pending *p = pop(&sent);
+    struct pending *p = pop(&l->sent);
     PGresult *r = p->result;
     const char *name = statements[p->index].name;
 
@@ -360,9 +397,9 @@ static bool answered(void)
         finish(p, DB_BAD_INPUT, NULL);
         return true;
     }
-    bool lost = connection_lost(r);
+    bool lost = connection_lost(l->conn, r);
     log_warn("db: %s failed (attempt %d): %s", name, p->reconnects + 1,
-             r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
+             r ? PQresultErrorMessage(r) : PQerrorMessage(l->conn));
     PQclear(r);
     if (!lost) {
         finish(p, DB_UNAVAILABLE, NULL);
@@ -371,18 +408,20 @@ static bool answered(void)
     /* Back at the head of the sent queue, to be sent again with the rest. */
     struct queue back = {0};
     push(&back, p);
-    prepend(&sent, &back);
+    prepend(&l->sent, &back);
     return false;
 }
 
-void db_receive(void)
+/* Reads the answers that arrived on l. */
+static void receive(struct lane *l)
 {
+    PGconn *conn = l->conn;
     bool sound = conn && PQconsumeInput(conn);
 
-    if (!sound && sent.head)
+    if (!sound && l->sent.head)
         log_warn("db: connection lost: %s", conn ? PQerrorMessage(conn) : "closed");
     int ends = 0;
-    while (sound && sent.head && !PQisBusy(conn)) {
+    while (sound && l->sent.head && !PQisBusy(conn)) {
         PGresult *r = PQgetResult(conn);
         if (!r) {
             /* The end of one statement's results; its sync follows. */
@@ -395,48 +434,75 @@ void db_receive(void)
         ends = 0;
         if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
             PQclear(r);
-            sound = answered();
+            l->answered_us = clock_now_us();
+            sound = answered(l);
         } else {
-            PQclear(sent.head->result);
-            sent.head->result = r;
+            PQclear(l->sent.head->result);
+            l->sent.head->result = r;
         }
     }
     if (!sound && conn)
-        restart();
+        restart(l);
+}
+
+void db_receive(void)
+{
+    for (struct lane *l = lanes; l < lanes + LANES; l++)
+        if (l->conn)
+            receive(l);
     pump();
+}
+
+static long earlier(long a, long b)
+{
+    return !a || (b && b < a) ? b : a;
 }
 
 long db_deadline_us(void)
 {
-    long first = 0;
+    long first = 0, now = clock_now_us();
 
-    for (struct queue *q = &sent; q; q = q == &sent ? &waiting : NULL)
-        for (struct pending *p = q->head; p; p = p->next)
-            if (!first || p->deadline_us < first)
-                first = p->deadline_us;
+    for (struct lane *l = lanes; l < lanes + LANES; l++) {
+        for (struct pending *p = l->sent.head; p; p = p->next)
+            first = earlier(first, p->deadline_us);
+        /* When it becomes stuck, what waits may go on the next one. */
+        if (waiting.head && l->sent.count && !stuck(l, now))
+            first = earlier(first, l->answered_us + STUCK_US);
+    }
+    for (struct pending *p = waiting.head; p; p = p->next)
+        first = earlier(first, p->deadline_us);
     return first;
 }
 
-void db_expire(void)
+/* Gives up l when a statement on it is late: cancelled, and the
+ * connection dropped. */
+static void expire(struct lane *l, long now)
 {
-    long now = clock_now_us();
     bool late = false;
 
-    for (struct pending *p = sent.head; p && !late; p = p->next)
+    for (struct pending *p = l->sent.head; p && !late; p = p->next)
         if (now >= p->deadline_us) {
             late = true;
             log_error("db: %s gave no answer in time; cancelling",
                       statements[p->index].name);
         }
     if (late) {
-        PGcancel *cancel = PQgetCancel(conn);
+        PGcancel *cancel = PQgetCancel(l->conn);
         char err[256];
         if (cancel) {
             PQcancel(cancel, err, sizeof err);
             PQfreeCancel(cancel);
         }
-        restart(); /* the late ones fail, the others run again */
+        restart(l); /* the late ones fail, the others run again */
     }
+}
+
+void db_expire(void)
+{
+    long now = clock_now_us();
+
+    for (struct lane *l = lanes; l < lanes + LANES; l++)
+        expire(l, now);
     /* Those still waiting to be sent whose time is up. */
     struct queue keep = {0};
     for (struct pending *p; (p = pop(&waiting)) != NULL;)
@@ -463,18 +529,24 @@ static void wake(void *tag, enum db_outcome outcome, PGresult *result, long elap
     *w = (struct waiter){true, outcome, result, elapsed_us};
 }
 
-/* Waits until the socket is readable or the deadline. */
+/* Waits until a connection's socket is readable or the deadline. */
 static bool wait_readable(long deadline_us)
 {
     for (;;) {
         long left_ms = (deadline_us - clock_now_us() + 999) / 1000;
         if (left_ms <= 0)
             return false;
-        struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
-        int n = poll(&p, 1, (int)left_ms);
-        if (n > 0)
+        struct pollfd p[LANES];
+        nfds_t n = 0;
+        for (struct lane *l = lanes; l < lanes + LANES; l++)
+            if (l->conn)
+                p[n++] = (struct pollfd){.fd = PQsocket(l->conn), .events = POLLIN};
+        if (n == 0)
+            return false;
+        int ready = poll(p, n, (int)left_ms);
+        if (ready > 0)
             return true;
-        if (n < 0 && errno != EINTR)
+        if (ready < 0 && errno != EINTR)
             return false;
     }
 }
@@ -486,7 +558,7 @@ enum db_outcome db_exec(size_t index, const char *const *values, PGresult **resu
 
     db_send(index, values, wake, &w);
     while (!w.done) {
-        if (conn && wait_readable(db_deadline_us()))
+        if (wait_readable(db_deadline_us()))
             db_receive();
         else
             db_expire();

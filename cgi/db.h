@@ -1,4 +1,5 @@
-/* db.h: this worker's one PostgreSQL connection and its prepared statements. */
+/* db.h: this worker's PostgreSQL connection (and a second one while the first
+ * is stuck on a lock) and its prepared statements. */
 #ifndef CHATPATCH_DB_H
 #define CHATPATCH_DB_H
 
@@ -62,7 +63,9 @@ enum db_outcome {
  * fresh snapshot until its deadline (the statement timeout plus 1 s).
  *
  * Statements are pipelined: one worker may have several on its connection
- * at once, answered in the order sent (db_send(), db_receive()). */
+ * at once, answered in the order sent (db_send(), db_receive()). When the
+ * connection gives no answer for 20 ms (a statement waits on a lock), the
+ * next statements go on a second connection, which stays open. */
 
 /* Called once per statement with its outcome; on DB_OK, result is
  * PGRES_TUPLES_OK and the callee PQclear()s it (else NULL). */

@@ -4,6 +4,7 @@ nginx), and the access line's documented format.
   fcgi_request   one RESPONDER request with the given params and body
   fcgi_http      the same with the params nginx's fastcgi_params sets, an
                  optional REQUEST_ID, each header as HTTP_*, extra params
+  KeptConnection a connection kept for several requests (FCGI_KEEP_CONN)
   FcgiResponse   the parsed CGI answer (status, lower-cased headers, body)
   ACCESS_RE      the access line (README "Configuration")
 
@@ -109,44 +110,65 @@ def _recv_exact(sock, n, deadline):
     return buf
 
 
-def fcgi_request(address, params, body=b"", timeout=REQUEST_TIMEOUT_S, request_id=1):
-    """Sends one FastCGI RESPONDER request (keep-conn off) and returns the
-    parsed CGI response. `address`: a unix socket path or (host, port)."""
-    deadline = time.monotonic() + timeout
-    sock = _connect(address, timeout)
-    try:
-        begin = struct.pack(">HB5x", FCGI_RESPONDER, 0)
-        data = _fcgi_record(FCGI_BEGIN_REQUEST, request_id, begin)
-        encoded = fcgi_params(params)
-        if encoded:
-            data += _fcgi_record(FCGI_PARAMS, request_id, encoded)
-        data += _fcgi_record(FCGI_PARAMS, request_id)
-        if body:
-            data += _fcgi_record(FCGI_STDIN, request_id, body)
-        data += _fcgi_record(FCGI_STDIN, request_id)
-        sock.sendall(data)
+def _exchange(sock, params, body, deadline, request_id=1, keep=False):
+    """One RESPONDER request on sock; the parsed CGI response. keep: the
+    FCGI_KEEP_CONN flag (the worker leaves the connection open)."""
+    begin = struct.pack(">HB5x", FCGI_RESPONDER, 1 if keep else 0)
+    data = _fcgi_record(FCGI_BEGIN_REQUEST, request_id, begin)
+    encoded = fcgi_params(params)
+    if encoded:
+        data += _fcgi_record(FCGI_PARAMS, request_id, encoded)
+    data += _fcgi_record(FCGI_PARAMS, request_id)
+    if body:
+        data += _fcgi_record(FCGI_STDIN, request_id, body)
+    data += _fcgi_record(FCGI_STDIN, request_id)
+    sock.sendall(data)
 
-        stdout, stderr = b"", b""
-        while True:
-            header = _recv_exact(sock, 8, deadline)
-            version, rtype, rid, length, padding = struct.unpack(">BBHHBx", header)
-            assert version == FCGI_VERSION_1, f"FastCGI version {version}"
-            content = _recv_exact(sock, length + padding, deadline)[:length]
-            assert rid == request_id, f"record for request {rid}, not {request_id}"
-            if rtype == FCGI_STDOUT:
-                stdout += content
-            elif rtype == FCGI_STDERR:
-                stderr += content
-            elif rtype == FCGI_END_REQUEST:
-                app_status, protocol_status = struct.unpack(">IB3x", content)
-                break
-            else:
-                raise AssertionError(f"unexpected FastCGI record type {rtype}")
-    finally:
-        sock.close()
+    stdout, stderr = b"", b""
+    while True:
+        header = _recv_exact(sock, 8, deadline)
+        version, rtype, rid, length, padding = struct.unpack(">BBHHBx", header)
+        assert version == FCGI_VERSION_1, f"FastCGI version {version}"
+        content = _recv_exact(sock, length + padding, deadline)[:length]
+        assert rid == request_id, f"record for request {rid}, not {request_id}"
+        if rtype == FCGI_STDOUT:
+            stdout += content
+        elif rtype == FCGI_STDERR:
+            stderr += content
+        elif rtype == FCGI_END_REQUEST:
+            app_status, protocol_status = struct.unpack(">IB3x", content)
+            break
+        else:
+            raise AssertionError(f"unexpected FastCGI record type {rtype}")
     status, headers, resp_body = parse_cgi_response(stdout)
     assert "status" in headers, f"no Status: line in {stdout[:300]!r}"
     return FcgiResponse(status, headers, resp_body, app_status, protocol_status, stderr)
+
+
+def fcgi_request(address, params, body=b"", timeout=REQUEST_TIMEOUT_S, request_id=1):
+    """Sends one FastCGI RESPONDER request (keep-conn off) and returns the
+    parsed CGI response. `address`: a unix socket path or (host, port), or
+    a KeptConnection to send it on."""
+    deadline = time.monotonic() + timeout
+    if isinstance(address, KeptConnection):
+        return _exchange(address.sock, params, body, deadline, request_id, keep=True)
+    sock = _connect(address, timeout)
+    try:
+        return _exchange(sock, params, body, deadline, request_id)
+    finally:
+        sock.close()
+
+
+class KeptConnection:
+    """A connection whose requests go with FCGI_KEEP_CONN, as nginx's with
+    fastcgi_keep_conn on: the worker keeps it for the next one. Pass it
+    where an address goes."""
+
+    def __init__(self, address, timeout=REQUEST_TIMEOUT_S):
+        self.sock = _connect(address, timeout)
+
+    def close(self):
+        self.sock.close()
 
 
 def fcgi_http(address, method, path, body=b"", headers=None, request_id=None,

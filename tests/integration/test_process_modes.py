@@ -28,13 +28,16 @@ import socket
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from conftest import (
     SANITIZER_RE,
@@ -44,10 +47,11 @@ from conftest import (
     fetch_recoup_chat,
     parse_cgi_response,
     pool_parent_pid,
+    recoup_new_chat,
     recoup_path,
     run_cgi,
 )
-from fcgi_client import ACCESS_RE, FCGI_REQUEST_COMPLETE, fcgi_http
+from fcgi_client import ACCESS_RE, FCGI_REQUEST_COMPLETE, KeptConnection, fcgi_http
 from helpers import recoup_error
 from hosts import alive, group_members
 
@@ -750,3 +754,62 @@ def test_worker_role_cannot_change_what_the_apis_do_not(db, statement):
                 cur.execute(statement)
         finally:
             cur.execute("RESET ROLE")
+
+
+# ---- a row lock and the requests behind it ------------------------------------------
+
+
+def lock_waiters(db):
+    return db.execute(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'chatpatch' "
+        "AND wait_event_type = 'Lock'").fetchone()["n"]
+
+
+def test_a_row_lock_holds_up_no_request_of_another_connection(spawn, short_dir, stack, db,
+                                                                recoup_world):
+    """One worker with two kept connections (as nginx keeps them): while a
+    PATCH waits on a row lock, a PATCH of another chat on the other
+    connection is answered at once (the worker sends it on a second
+    database connection) and lands; the first lands when the lock goes."""
+    w = recoup_world
+    sock_path = short_dir / "lock.sock"
+    pool = spawn(["--listen", str(sock_path), "--workers", "1"], address=str(sock_path))
+    pool.wait_children(1)
+    pool.wait_serving()
+    other_chat = recoup_new_chat(db, w.session_id)
+    first, second = KeptConnection(str(sock_path)), KeptConnection(str(sock_path))
+    pool.keep += [first, second]  # closed at the end, should a check fail
+    # Both connections held by the one worker, kept for their next request.
+    check_recoup_200(recoup_patch(first, w, "first, unlocked"), db, w, "first, unlocked")
+    check_recoup_200(recoup_patch(second, w, "second, unlocked", chat_id=other_chat), db, w,
+                     "second, unlocked", chat_id=other_chat)
+
+    locker = psycopg.connect(stack["DATABASE_URL"], autocommit=False, row_factory=dict_row)
+    blocked = {}
+    try:
+        locker.execute("SELECT 1 FROM recoup.chats WHERE id = %s FOR UPDATE", (w.chat_id,))
+        waiter = threading.Thread(
+            target=lambda: blocked.update(resp=recoup_patch(first, w, "after the lock")))
+        waiter.start()
+        deadline = time.monotonic() + 5
+        while lock_waiters(db) == 0:
+            assert time.monotonic() < deadline, "the first PATCH never waited on the lock"
+            time.sleep(0.02)
+        # A statement sent within 20 ms of the stuck one still goes behind
+        # it on the same connection (db.c, STUCK_US).
+        time.sleep(0.1)
+        t0 = time.monotonic()
+        resp = recoup_patch(second, w, "not held up", chat_id=other_chat)
+        elapsed = time.monotonic() - t0
+        check_recoup_200(resp, db, w, "not held up", chat_id=other_chat)
+        assert elapsed < 1.0, f"held up {elapsed:.2f} s behind the locked row"
+        assert waiter.is_alive() and lock_waiters(db) == 1, "the lock did not hold the first"
+        assert fetch_recoup_chat(db, w.chat_id)["title"] == "first, unlocked"
+        locker.commit()
+        waiter.join(10)
+    finally:
+        locker.close()
+    assert not waiter.is_alive(), "the first PATCH was not answered after the lock went"
+    check_recoup_200(blocked["resp"], db, w, "after the lock")
+    for kept in (first, second):  # the stopping worker waits for them (SIGTERM)
+        kept.close()
