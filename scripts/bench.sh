@@ -12,7 +12,7 @@
 #   BENCH_CHATS        100000      chats per API in the data set
 #   BENCH_ROUNDS       1           rounds of the whole interleaved series
 #   BENCH_CONCURRENCY  "1 8 32 128"
-#   WORKERS            8           chatpatch workers = the peer's pool size
+#   WORKERS            16          chatpatch workers = the peer's pool size
 #   BENCH_THREADS      CPUs        wrk / pgbench threads
 #   BENCH_WARMUP       3           seconds of unmeasured load on every target first
 #   BENCH_HOSTILE      1           0: skip the hostile-body rows
@@ -33,7 +33,7 @@ die() { log "$*"; exit 2; }
 # (make bench has done it already.)
 [ -n "${BENCH_DEPS_DONE:-}" ] || bash scripts/deps.sh build run bench
 
-WORKERS=${WORKERS:-8}
+WORKERS=${WORKERS:-16}
 MAX_BODY=${MAX_BODY:-65536}
 BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-1 8 32 128}
 [[ $WORKERS =~ ^[1-9][0-9]*$ ]] || die "bad WORKERS: $WORKERS"

@@ -12,7 +12,7 @@
 #   STACK_DIR      <repo>/var      everything the stack writes
 #   PORT           8080            nginx on 127.0.0.1:PORT
 #   PGPORT         55432           PostgreSQL port (unix socket only)
-#   WORKERS        4               worker processes
+#   WORKERS        16              worker processes
 #   CHATPATCH_BIN  build/chatpatch
 #   CHATPATCH_ARGS ""              extra worker arguments
 #   MAX_BODY       65536           body limit, nginx and workers alike
@@ -61,7 +61,7 @@ PGPORT=${PGPORT:-55432}
 PGBOUNCER=${PGBOUNCER:-0}
 PGBOUNCER_PORT=${PGBOUNCER_PORT:-$((PGPORT + 1))}
 WORKERS_VIA_PGBOUNCER=${WORKERS_VIA_PGBOUNCER:-$PGBOUNCER}
-WORKERS=${WORKERS:-8}
+WORKERS=${WORKERS:-16}
 CHATPATCH_BIN=${CHATPATCH_BIN:-$ROOT/build/chatpatch}
 CHATPATCH_ARGS=${CHATPATCH_ARGS:-}
 MAX_BODY=${MAX_BODY:-65536}
