@@ -92,6 +92,9 @@ bool db_startup_options(char *out, size_t n, int statement_timeout_ms)
  * stuck (a lock): the next statements go on the next connection. */
 #define STUCK_US (20 * 1000)
 #define LANES    2
+/* After a second connection could not be opened (max_connections), how
+ * long the worker waits on the first before it tries again. */
+#define SPARE_RETRY_US (1000 * 1000)
 
 /* One statement asked for and not yet answered. */
 struct pending {
@@ -116,6 +119,7 @@ struct lane {
     PGconn *conn;
     struct queue sent;
     long answered_us; /* its last answer, or its first statement sent since */
+    long retry_us;    /* a spare one: not opened again before */
 };
 static struct lane lanes[LANES];
 /* Those waiting to be sent (a pooler's, to be run again, or while every
@@ -291,14 +295,18 @@ static bool stuck(const struct lane *l, long now)
 }
 
 /* The connection the next statement goes on: the first that is not stuck,
- * if it has room; NULL when it has none or every one is stuck. */
+ * if it has room; NULL when it has none, or every one is stuck or could
+ * not be opened lately (the statement waits to be sent). */
 static struct lane *next_lane(long now)
 {
     size_t depth = config.unnamed_statements ? 1 : PIPELINE_DEPTH;
 
-    for (struct lane *l = lanes; l < lanes + LANES; l++)
+    for (struct lane *l = lanes; l < lanes + LANES; l++) {
+        if (l != lanes && !l->conn && now < l->retry_us)
+            return NULL;
         if (!stuck(l, now))
             return l->sent.count < depth ? l : NULL;
+    }
     return NULL;
 }
 
@@ -310,6 +318,10 @@ static void pump(void)
 
     for (struct lane *l; waiting.head && (l = next_lane(now));) {
         if (!l->conn && !connect_db(l)) {
+            if (l != lanes) { /* the first still works, if slowly */
+                l->retry_us = now + SPARE_RETRY_US;
+                continue;
+            }
             fail_waiting();
             return;
         }

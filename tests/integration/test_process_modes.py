@@ -22,6 +22,7 @@ Cases:
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -765,15 +766,15 @@ def lock_waiters(db):
         "AND wait_event_type = 'Lock'").fetchone()["n"]
 
 
-def test_a_row_lock_holds_up_no_request_of_another_connection(spawn, short_dir, stack, db,
-                                                                recoup_world):
-    """One worker with two kept connections (as nginx keeps them): while a
-    PATCH waits on a row lock, a PATCH of another chat on the other
-    connection is answered at once (the worker sends it on a second
-    database connection) and lands; the first lands when the lock goes."""
-    w = recoup_world
+def behind_a_lock(spawn, short_dir, stack, db, w, release_after_s, database_url=None):
+    """One worker with two kept connections (as nginx keeps them): a PATCH
+    of w's chat on the first waits on a row lock held for release_after_s;
+    0.1 s after it waits, a PATCH of another chat of w's goes on the second.
+    Checks both answered 200 and their rows; returns the second's time."""
     sock_path = short_dir / "lock.sock"
-    pool = spawn(["--listen", str(sock_path), "--workers", "1"], address=str(sock_path))
+    env = worker_env(stack, **({"DATABASE_URL": database_url} if database_url else {}))
+    pool = spawn(["--listen", str(sock_path), "--workers", "1"], address=str(sock_path),
+                 env=env)
     pool.wait_children(1)
     pool.wait_serving()
     other_chat = recoup_new_chat(db, w.session_id)
@@ -795,6 +796,8 @@ def test_a_row_lock_holds_up_no_request_of_another_connection(spawn, short_dir, 
         while lock_waiters(db) == 0:
             assert time.monotonic() < deadline, "the first PATCH never waited on the lock"
             time.sleep(0.02)
+        release = threading.Timer(release_after_s, locker.commit)
+        release.start()
         # A statement sent within 20 ms of the stuck one still goes behind
         # it on the same connection (db.c, STUCK_US).
         time.sleep(0.1)
@@ -802,10 +805,7 @@ def test_a_row_lock_holds_up_no_request_of_another_connection(spawn, short_dir, 
         resp = recoup_patch(second, w, "not held up", chat_id=other_chat)
         elapsed = time.monotonic() - t0
         check_recoup_200(resp, db, w, "not held up", chat_id=other_chat)
-        assert elapsed < 1.0, f"held up {elapsed:.2f} s behind the locked row"
-        assert waiter.is_alive() and lock_waiters(db) == 1, "the lock did not hold the first"
-        assert fetch_recoup_chat(db, w.chat_id)["title"] == "first, unlocked"
-        locker.commit()
+        release.join()
         waiter.join(10)
     finally:
         locker.close()
@@ -813,3 +813,33 @@ def test_a_row_lock_holds_up_no_request_of_another_connection(spawn, short_dir, 
     check_recoup_200(blocked["resp"], db, w, "after the lock")
     for kept in (first, second):  # the stopping worker waits for them (SIGTERM)
         kept.close()
+    return elapsed, pool
+
+
+def test_a_row_lock_holds_up_no_request_of_another_connection(spawn, short_dir, stack, db,
+                                                                recoup_world):
+    """While a PATCH waits on a row lock, a PATCH of another chat on the
+    worker's other kept connection is answered at once (the worker sends
+    it on a second database connection); the first lands when the lock
+    goes."""
+    elapsed, pool = behind_a_lock(spawn, short_dir, stack, db, recoup_world, 3.0)
+    assert elapsed < 1.0, f"held up {elapsed:.2f} s behind the locked row"
+    assert "connection 2 connected" in pool.log_path.read_text()
+
+
+def test_no_second_database_connection_waits_instead(spawn, short_dir, stack, db, recoup_world):
+    """When the second database connection cannot be opened (here the
+    role's CONNECTION LIMIT 1), the PATCH behind the lock waits for it and
+    lands (no 503)."""
+    role = f"cp_one_conn_{uuid.uuid4().hex[:8]}"
+    db.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 1 IN ROLE chatpatch_worker')
+    try:
+        url = re.sub(r"//[^@/]*@", f"//{role}@", stack["DATABASE_URL"], count=1)
+        assert role in url, stack["DATABASE_URL"]
+        elapsed, pool = behind_a_lock(spawn, short_dir, stack, db, recoup_world, 1.0, url)
+        assert elapsed >= 0.5, f"answered after {elapsed:.2f} s, before the lock went"
+        assert "cannot connect" in pool.log_path.read_text()
+    finally:
+        db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                   (role,))
+        db.execute(f'DROP ROLE "{role}"')
