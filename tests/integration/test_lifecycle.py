@@ -19,11 +19,9 @@ Cases:
   LISTEN_PID of another process        ignored
 """
 
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -42,6 +40,7 @@ from test_process_modes import (  # noqa: F401 (fixtures)
     check_recoup_200,
     fcgi_http,
     listening_unix_socket,
+    lock_waiters,
     new_rid,
     recoup_patch,
     short_dir,
@@ -98,12 +97,6 @@ class Call(threading.Thread):
             self.resp = self.fn(*self.args, **self.kwargs)
         except Exception as e:  # reported by the test
             self.error = e
-
-
-def lock_waiters(db):
-    return db.execute(
-        "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'chatpatch' "
-        "AND wait_event_type = 'Lock'").fetchone()["n"]
 
 
 # ---- SIGTERM: every connection queued at the signal is answered -----------------------
