@@ -617,8 +617,9 @@ def test_many_clients_few_workers_none_stranded(stack, db):
 def test_sigkilled_worker_is_replaced_under_load(stack, db):
     """SIGKILL one worker while two clients send requests: the pool starts a
     replacement (WORKERS children again, one new pid), the other worker goes
-    on, and at most the one request in flight on the killed worker fails, with
-    nginx's JSON 503 and Retry-After: 1."""
+    on, and only requests in flight on the killed worker fail, with nginx's
+    JSON 503 and Retry-After: 1: at most one per client, as the worker may
+    hold both clients' kept connections (it pipelines their statements)."""
     port = stack["PORT"]
     parent = pool_parent_pid(stack)
     before = pool_children(stack)
@@ -670,7 +671,7 @@ def test_sigkilled_worker_is_replaced_under_load(stack, db):
     assert not problems, f"kill at +{t_kill - origin:.3f}s, dead at +{t_dead - origin:.3f}s, " \
         f"replaced at " \
         f"+{t_replaced - origin:.3f}s; " + fmt_problems(problems)
-    assert len(failed) <= 1, "more than the killed worker's one request failed:\n" + \
+    assert len(failed) <= len(loads), "more than one request per client failed:\n" + \
         "\n".join(r.describe(origin) for r in failed)
     after_replace = [r for r in flat if r.t0 >= t_replaced]
     assert len(after_replace) >= 20, f"only {len(after_replace)} requests after the replacement"
