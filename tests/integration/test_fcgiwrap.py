@@ -48,7 +48,7 @@ def test_a_process_and_a_connection_per_request(stack, http):
         pid, lines = worker_lines(stack, resp.headers["x-request-id"])
         assert pid not in seen
         seen.add(pid)
-        assert len([line for line in lines if "db: connected" in line]) == 1, lines
+        assert len([line for line in lines if "db: connection 1 connected" in line]) == 1, lines
         assert len([line for line in lines if " access rid=" in line]) == 1, lines
 
 
