@@ -54,6 +54,7 @@ from test_faults import (
     wait_for,
 )
 from test_lifecycle import backlog, exe_inode
+from test_process_modes import lock_waiters
 
 RELOAD_WORKERS = 2
 RELOADS = 5
@@ -161,15 +162,16 @@ def test_five_reloads_and_a_stop_under_load(stack, db):
                 locker.execute(f"SELECT 1 FROM {t.table} WHERE id = %s FOR UPDATE", (t.row_id,))
             threads = [threading.Thread(target=send, args=(slow, held, n, f"held-{n}"),
                                         daemon=True) for n in range(len(slow))]
-            for th in threads:
-                th.start()
-            # Over kept connections both may reach one worker, the second
-            # statement sent behind the first.
             kept = stack["_ENV"]["FASTCGI_KEEPALIVE"] != "0"
-            assert wait_for(lambda: db.execute(
-                "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = "
-                "'chatpatch' AND wait_event_type = 'Lock'").fetchone()["n"]
-                in ((1, len(slow)) if kept else (len(slow),)), 10), \
+            # One after the other: a worker stuck for 20 ms takes no new
+            # connection (serve.c, STUCK_US), so the second goes to the other
+            # worker, not to the first one's second database connection.
+            # Over kept connections both may still reach one worker.
+            threads[0].start()
+            assert wait_for(lambda: lock_waiters(db) == 1, 10), "the first did not reach its lock"
+            time.sleep(0.1)
+            threads[1].start()
+            assert wait_for(lambda: lock_waiters(db) in ((1, 2) if kept else (2,)), 10), \
                 "the two workers did not reach the locks"
             # A worker with no answer from the database for 20 ms takes no
             # new connection (serve.c, STUCK_US): from then on the queued
@@ -189,7 +191,7 @@ def test_five_reloads_and_a_stop_under_load(stack, db):
                 time.sleep(1.0)
             else:
                 assert wait_for(lambda: (backlog(sock) or 0) >= QUEUED + CLIENTS, 10), \
-                    f"backlog {backlog(sock)}"
+                    f"backlog {backlog(sock)}\n{_stack_logs(stack['STACK_DIR'])}"
             in_backlog = backlog(sock)
             t_term = time.monotonic()
             os.kill(parent, signal.SIGTERM)
