@@ -311,11 +311,10 @@ static struct lane *next_lane(long now)
 }
 
 /* Sends what waits, as far as the pipelines take it, connecting first when
- * there is no connection (and failing what waits when none can be had). */
-static void pump(void)
+ * there is no connection (and failing what waits when none can be had).
+ * now: the caller's clock_now_us(). */
+static void pump(long now)
 {
-    long now = clock_now_us();
-
     for (struct lane *l; waiting.head && (l = next_lane(now));) {
         if (!l->conn && !connect_db(l)) {
             if (l != lanes) { /* the first still works, if slowly */
@@ -355,7 +354,7 @@ void db_send(size_t index, const char *const *values, db_done *done, void *tag)
         .deadline_us = now + (config.statement_timeout_ms + 1000L) * 1000L,
     };
     push(&waiting, p);
-    pump();
+    pump(now);
 }
 
 static bool sqlstate_is(const PGresult *r, const char *prefix)
@@ -424,8 +423,8 @@ static bool answered(struct lane *l)
     return false;
 }
 
-/* Reads the answers that arrived on l. */
-static void receive(struct lane *l)
+/* Reads the answers that arrived on l, read at now. */
+static void receive(struct lane *l, long now)
 {
     PGconn *conn = l->conn;
     bool sound = conn && PQconsumeInput(conn);
@@ -446,7 +445,7 @@ static void receive(struct lane *l)
         ends = 0;
         if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
             PQclear(r);
-            l->answered_us = clock_now_us();
+            l->answered_us = now;
             sound = answered(l);
         } else {
             PQclear(l->sent.head->result);
@@ -459,10 +458,12 @@ static void receive(struct lane *l)
 
 void db_receive(void)
 {
+    long now = clock_now_us();
+
     for (struct lane *l = lanes; l < lanes + LANES; l++)
         if (l->conn)
-            receive(l);
-    pump();
+            receive(l, now);
+    pump(now);
 }
 
 static long earlier(long a, long b)
@@ -472,7 +473,9 @@ static long earlier(long a, long b)
 
 long db_deadline_us(void)
 {
-    long first = 0, now = clock_now_us();
+    /* The clock only when something waits to be sent (rarely): this runs
+     * every turn of a worker's loop. */
+    long first = 0, now = waiting.head ? clock_now_us() : 0;
 
     for (struct lane *l = lanes; l < lanes + LANES; l++) {
         for (struct pending *p = l->sent.head; p; p = p->next)
@@ -523,7 +526,7 @@ void db_expire(void)
         else
             push(&keep, p);
     waiting = keep;
-    pump();
+    pump(now);
 }
 
 /* What db_exec waits for. */
