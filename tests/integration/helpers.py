@@ -228,3 +228,11 @@ def assert_raw_json(answer, status, body):
         raise AssertionError(f"body is not JSON: {where}") from None
     assert got == body, f"body {got!r} != {body!r}"
     return ids[0]
+
+
+def lock_waiters(db):
+    """How many of the workers' statements wait on a lock (a row another
+    transaction holds), from pg_stat_activity; db: a dict_row connection."""
+    return db.execute(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'chatpatch' "
+        "AND wait_event_type = 'Lock'").fetchone()["n"]

@@ -52,7 +52,7 @@ from conftest import (
     start_stack,
     stop_stack,
 )
-from helpers import api_ts, leanmcp_error, neptun_error, recoup_error
+from helpers import api_ts, leanmcp_error, lock_waiters, neptun_error, recoup_error
 from hosts import alive
 
 FAULT_WORKERS = 2
@@ -533,10 +533,7 @@ def test_row_lock_past_statement_timeout(stack, db, kind):
         assert elapsed >= STATEMENT_TIMEOUT_S - 0.5, \
             f"503 after {elapsed:.2f}s: before the statement timeout, so not the lock's doing"
         # The cancelled statement waits no more on the lock.
-        waiting = db.execute(
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'chatpatch' "
-            "AND wait_event_type = 'Lock'").fetchone()["n"]
-        assert waiting == 0, "a worker statement still waits on the lock after its 503"
+        assert lock_waiters(db) == 0, "a worker statement still waits on the lock after its 503"
         initial = target._chat(target.static)[target.field_name]
         assert target.stored_value(db) == initial, "the cancelled PATCH changed the row"
         locker.commit()
@@ -811,9 +808,7 @@ def test_sigterm_pool_under_load(stack, db):
             # Both are in flight: in two workers, both waiting on the lock,
             # or in one, the second statement sent behind the first (nginx
             # keeps its connections: either may carry them).
-            assert wait_for(lambda: db.execute(
-                "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'chatpatch' "
-                "AND wait_event_type = 'Lock'").fetchone()["n"] >= 1, 1.0), \
+            assert wait_for(lambda: lock_waiters(db) >= 1, 1.0), \
                 "the slow requests did not reach the lock"
             time.sleep(0.1)
             for load in loads:  # these queue behind the busy workers

@@ -32,6 +32,7 @@ import psycopg
 import pytest
 
 from conftest import SANITIZER_RE, _free_port, child_pids
+from helpers import lock_waiters
 from hosts import alive, group_members
 from test_faults import new_target
 from test_process_modes import (  # noqa: F401 (fixtures)
@@ -40,7 +41,6 @@ from test_process_modes import (  # noqa: F401 (fixtures)
     check_recoup_200,
     fcgi_http,
     listening_unix_socket,
-    lock_waiters,
     new_rid,
     recoup_patch,
     short_dir,

@@ -53,7 +53,7 @@ from conftest import (
     run_cgi,
 )
 from fcgi_client import ACCESS_RE, FCGI_REQUEST_COMPLETE, KeptConnection, fcgi_http
-from helpers import recoup_error
+from helpers import lock_waiters, recoup_error
 from hosts import alive, group_members
 
 START_TIMEOUT_S = 20.0  # ASan build, first connection to PostgreSQL
@@ -758,12 +758,6 @@ def test_worker_role_cannot_change_what_the_apis_do_not(db, statement):
 
 
 # ---- a row lock and the requests behind it ------------------------------------------
-
-
-def lock_waiters(db):
-    return db.execute(
-        "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'chatpatch' "
-        "AND wait_event_type = 'Lock'").fetchone()["n"]
 
 
 def behind_a_lock(spawn, short_dir, stack, db, w, release_after_s, database_url=None):

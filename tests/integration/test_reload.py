@@ -39,6 +39,7 @@ from conftest import (
     start_stack,
     stop_stack,
 )
+from helpers import lock_waiters
 from hosts import alive
 from test_faults import (
     ANSWER_BOUND_S,
@@ -54,7 +55,6 @@ from test_faults import (
     wait_for,
 )
 from test_lifecycle import backlog, exe_inode
-from test_process_modes import lock_waiters
 
 RELOAD_WORKERS = 2
 RELOADS = 5

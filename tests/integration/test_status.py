@@ -33,6 +33,7 @@ from conftest import (
     recoup_new_session,
     recoup_path,
 )
+from helpers import lock_waiters
 
 OM_LINE = re.compile(r'^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.]+$')
 
@@ -115,8 +116,7 @@ def test_the_pool_answers_whichever_worker(http, db, stack):
                                 kwargs={"json": {"title": "slow"}, "headers": {"x-api-key": key}})
         slow.start()
         deadline = time.monotonic() + 10
-        while db.execute("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = "
-                         "'chatpatch' AND wait_event_type = 'Lock'").fetchone()["n"] == 0:
+        while lock_waiters(db) == 0:
             assert time.monotonic() < deadline, "the PATCH never waited on the lock"
             time.sleep(0.05)
         # A new connection straight to the pool's socket, which an idle
