@@ -428,10 +428,16 @@ class Load(threading.Thread):
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.results = []
         self.stopping = threading.Event()
+        self.paused = threading.Event()  # pause(), resume()
+        self.resting = threading.Event()  # paused and between requests
 
     def run(self):
         deadline = time.monotonic() + self.max_seconds
         for i in range(self.max_requests):
+            while self.paused.is_set() and not self.stopping.is_set():
+                self.resting.set()
+                time.sleep(0.01)
+            self.resting.clear()
             if self.stopping.is_set() or time.monotonic() >= deadline:
                 break
             target = self.targets[i % len(self.targets)]
@@ -439,6 +445,15 @@ class Load(threading.Thread):
             t0 = time.monotonic()
             answer = target.send(self.port, value)
             self.results.append(Result(target, value, t0, time.monotonic(), answer))
+
+    def pause(self, timeout=30.0):
+        """Sends nothing more until resume(); returns once its request in
+        flight is answered."""
+        self.paused.set()
+        assert self.resting.wait(timeout), f"load {self.label} still sending after {timeout} s"
+
+    def resume(self):
+        self.paused.clear()
 
     def ok_count(self):
         return sum(1 for r in list(self.results)

@@ -163,6 +163,13 @@ def test_five_reloads_and_a_stop_under_load(stack, db):
             threads = [threading.Thread(target=send, args=(slow, held, n, f"held-{n}"),
                                         daemon=True) for n in range(len(slow))]
             kept = stack["_ENV"]["FASTCGI_KEEPALIVE"] != "0"
+            # The clients wait while the two are sent: a request a worker
+            # took within 20 ms of its held one could reach its second
+            # database connection, be answered, and set the worker taking
+            # new connections again (serve.c, STUCK_US), which empties the
+            # backlog this part is about.
+            for load in loads:
+                load.pause()
             # One after the other: a worker stuck for 20 ms takes no new
             # connection (serve.c, STUCK_US), so the second goes to the other
             # worker, not to the first one's second database connection.
@@ -177,6 +184,8 @@ def test_five_reloads_and_a_stop_under_load(stack, db):
             # new connection (serve.c, STUCK_US): from then on the queued
             # ones stay in the backlog.
             time.sleep(0.1)
+            for load in loads:
+                load.resume()
             more = [threading.Thread(target=send, args=(queued, waiting, n, f"queued-{n}"),
                                      daemon=True) for n in range(len(queued))]
             for th in more:
