@@ -760,6 +760,13 @@ def test_worker_role_cannot_change_what_the_apis_do_not(db, statement):
 # ---- a row lock and the requests behind it ------------------------------------------
 
 
+def database_errors(stack, lines=400):
+    """PostgreSQL's errors and fatal lines among the last lines of its log."""
+    log = Path(stack["STACK_DIR"]) / "log" / "postgres.log"
+    tail = log.read_text(errors="replace").splitlines()[-lines:] if log.exists() else []
+    return "postgres.log:\n" + "\n".join(l for l in tail if "ERROR" in l or "FATAL" in l)
+
+
 def behind_a_lock(spawn, short_dir, stack, db, w, release_after_s, database_url=None):
     """One worker with two kept connections (as nginx keeps them): a PATCH
     of w's chat on the first waits on a row lock held for release_after_s;
@@ -775,9 +782,12 @@ def behind_a_lock(spawn, short_dir, stack, db, w, release_after_s, database_url=
     first, second = KeptConnection(str(sock_path)), KeptConnection(str(sock_path))
     pool.keep += [first, second]  # closed at the end, should a check fail
     # Both connections held by the one worker, kept for their next request.
-    check_recoup_200(recoup_patch(first, w, "first, unlocked"), db, w, "first, unlocked")
-    check_recoup_200(recoup_patch(second, w, "second, unlocked", chat_id=other_chat), db, w,
-                     "second, unlocked", chat_id=other_chat)
+    try:
+        check_recoup_200(recoup_patch(first, w, "first, unlocked"), db, w, "first, unlocked")
+        check_recoup_200(recoup_patch(second, w, "second, unlocked", chat_id=other_chat), db,
+                         w, "second, unlocked", chat_id=other_chat)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{pool.describe()}\n{database_errors(stack)}") from None
 
     locker = psycopg.connect(stack["DATABASE_URL"], autocommit=False, row_factory=dict_row)
     blocked = {}
