@@ -31,7 +31,7 @@
 static struct db_config config;
 static const struct db_statement *statements;
 static size_t statement_count;
-static void (*on_connect)(int fd); /* db_watch() */
+static void (*on_connect)(int fd, void *lane); /* db_watch() */
 
 void db_init(const struct db_config *cfg, const struct db_statement *stmts, size_t count)
 {
@@ -120,6 +120,7 @@ struct lane {
     struct queue sent;
     long answered_us; /* its last answer, or its first statement sent since */
     long retry_us;    /* a spare one: not opened again before */
+    bool readable;    /* its socket was readable (db_readable()) */
 };
 static struct lane lanes[LANES];
 /* Those waiting to be sent (a pooler's, to be run again, or while every
@@ -130,6 +131,7 @@ static void db_close(struct lane *l)
 {
     PQfinish(l->conn);
     l->conn = NULL;
+    l->readable = false;
 }
 
 static bool prepare_all(PGconn *conn)
@@ -195,7 +197,7 @@ static bool connect_db(struct lane *l)
     log_info("db: connection %d connected, %zu statements %s", (int)(l - lanes) + 1,
              statement_count, config.unnamed_statements ? "sent unnamed" : "prepared");
     if (on_connect)
-        on_connect(PQsocket(conn));
+        on_connect(PQsocket(conn), l);
     return true;
 }
 
@@ -235,9 +237,24 @@ static struct pending *pop(struct queue *q)
     return p;
 }
 
-void db_watch(void (*watch)(int fd))
+void db_watch(void (*watch)(int fd, void *lane))
 {
     on_connect = watch;
+}
+
+bool db_is_lane(const void *ptr)
+{
+    for (const struct lane *l = lanes; l < lanes + LANES; l++)
+        if (ptr == l)
+            return true;
+    return false;
+}
+
+void db_readable(void *lane)
+{
+    struct lane *l = lane;
+
+    l->readable = true;
 }
 
 /* Hands a statement's outcome to its caller and forgets it. */
@@ -460,9 +477,13 @@ void db_receive(void)
 {
     long now = clock_now_us();
 
+    /* Only where an answer came: a second connection is mostly idle, and
+     * asking it cost a recvfrom per turn (EAGAIN). */
     for (struct lane *l = lanes; l < lanes + LANES; l++)
-        if (l->conn)
+        if (l->conn && l->readable) {
+            l->readable = false;
             receive(l, now);
+        }
     pump(now);
 }
 
@@ -552,13 +573,19 @@ static bool wait_readable(long deadline_us)
         if (left_ms <= 0)
             return false;
         struct pollfd p[LANES];
+        struct lane *polled[LANES];
         nfds_t n = 0;
         for (struct lane *l = lanes; l < lanes + LANES; l++)
-            if (l->conn)
+            if (l->conn) {
+                polled[n] = l;
                 p[n++] = (struct pollfd){.fd = PQsocket(l->conn), .events = POLLIN};
+            }
         if (n == 0)
             return false;
         int ready = poll(p, n, (int)left_ms);
+        for (nfds_t i = 0; ready > 0 && i < n; i++)
+            if (p[i].revents)
+                db_readable(polled[i]);
         if (ready > 0)
             return true;
         if (ready < 0 && errno != EINTR)

@@ -77,8 +77,8 @@ typedef void db_done(void *tag, enum db_outcome outcome, PGresult *result,
  * connection can be had, else from db_receive() or db_expire(). */
 void db_send(size_t index, const char *const *values, db_done *done, void *tag);
 
-/* Reads what the server sent when the connection's socket is readable, and
- * calls done for each statement answered. */
+/* Reads what the server sent on the connections marked readable since the
+ * last call (db_readable()), and calls done for each statement answered. */
 void db_receive(void);
 
 /* The earliest deadline of the statements asked for (clock_now_us()), 0 when
@@ -87,9 +87,13 @@ void db_receive(void);
 long db_deadline_us(void);
 void db_expire(void);
 
-/* watch(fd) is called with each new connection's socket, for an event loop
- * to watch for db_receive() (closing it drops it from an epoll set). */
-void db_watch(void (*watch)(int fd));
+/* watch(fd, lane) is called with each new connection's socket, for an event
+ * loop to watch (closing it drops it from an epoll set): when fd is
+ * readable, db_readable(lane), then db_receive(). db_is_lane() tells a
+ * lane from the loop's other event pointers. */
+void db_watch(void (*watch)(int fd, void *lane));
+bool db_is_lane(const void *ptr);
+void db_readable(void *lane);
 
 /* db_send() and waiting for its answer: the statement's outcome, and on
  * DB_OK the rows in *result (the caller PQclear()s it). */

@@ -109,10 +109,10 @@ static void add_prefix(struct line *l, enum log_level level)
     adds(l, ": ");
 }
 
-/* Lines held back by a busy worker (log_hold), written with one write
- * when it has nothing else to do, when this is nearly full, or when the
- * oldest is HOLD_US old. Whole lines only, so that the workers' lines
- * never interleave. */
+/* Lines held back by a worker (log_hold), written with one write when
+ * this is nearly full or the oldest is HOLD_US old, busy or not: a write
+ * per request was a tenth of a worker's time. Whole lines only, so that
+ * the workers' lines never interleave. */
 #define HOLD_BYTES 4096
 #define HOLD_US    (200 * 1000)
 static struct {
@@ -181,9 +181,9 @@ void log_hold(bool on)
     held.on = on;
 }
 
-bool log_pending(void)
+long log_due_us(void)
 {
-    return held.len > 0;
+    return held.len > 0 ? held.since_us + HOLD_US : 0;
 }
 
 /* Writes the line, or with batch and log_hold on, adds it to the held ones.

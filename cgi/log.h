@@ -14,12 +14,13 @@ _Bool log_parse_level(const char *name, enum log_level *level);
 void log_write(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* A busy worker may hold its lines back: on, lines are written in batches
- * (within 200 ms, and always by log_flush() or log_hold(false)); a line
- * longer than the batch is written alone. */
+/* A worker holds its lines back: on, lines are written in batches (within
+ * 200 ms, and always by log_flush() or log_hold(false)); a line longer than
+ * the batch is written alone. log_due_us(): when the held lines are to be
+ * written (clock_now_us()), 0 when none are held. */
 void log_hold(_Bool on);
 void log_flush(void);
-_Bool log_pending(void);
+long log_due_us(void);
 
 /* To be called in a child right after fork(): its lines carry its own pid. */
 void log_forked(void);

@@ -102,12 +102,12 @@ static void take_signals(int sfd)
         on_signal((int)info.ssi_signo);
 }
 
-/* The epoll event pointers of the listening socket, the signalfd and the
- * database connection; every other event is a FastCGI connection's. */
-static char listener_mark, signals_mark, database_mark;
+/* The epoll event pointers of the listening socket and the signalfd; a
+ * database connection's is its lane (db_is_lane()); every other event is a
+ * FastCGI connection's. */
+static char listener_mark, signals_mark;
 #define LISTENER (&listener_mark)
 #define SIGNALS  (&signals_mark)
-#define DATABASE (&database_mark)
 
 /* The whole CGI response to req (malloc-ed, *len bytes), which frees res;
  * logs the access line. */
@@ -371,8 +371,8 @@ static bool serve_events(int listen_fd, const struct epoll_event *events, int n,
             listener_ready = true;
         else if (ptr == SIGNALS)
             take_signals(signal_fd);
-        else if (ptr == DATABASE)
-            answers = true;
+        else if (db_is_lane(ptr))
+            db_readable(ptr), answers = true;
         else
             conn_event(ptr, config), served = true; /* a closed one left the set */
     }
@@ -413,9 +413,9 @@ static bool stop_listening(int listen_fd, const struct serve_config *config)
 
 /* db_watch: a new database connection, watched for its answers (the
  * epoll sets exist before the first statement is sent). */
-static void watch_database(int fd)
+static void watch_database(int fd, void *lane)
 {
-    watch(fd, DATABASE);
+    watch(fd, lane);
 }
 
 /* An epoll timeout (ms, -1: none) that ends within ms at the latest. */
@@ -486,10 +486,15 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
             stop_until = clock_now_us() + STOP_US;
             log_info("worker %s", listening ? "draining" : "retiring");
         }
-        /* With access lines held, first a look: when nothing is waiting,
-         * they are written before the worker blocks. */
-        int timeout = log_pending() ? 0 : -1;
         long now = clock_now_us(), db_deadline = db_deadline_us();
+        int timeout = -1;
+        long log_due = log_due_us();
+        if (log_due) {
+            if (log_due <= now)
+                log_flush();
+            else
+                timeout = (int)((log_due - now) / 1000) + 1;
+        }
         if (db_deadline) {
             if (db_deadline <= now) {
                 db_expire();
@@ -537,11 +542,8 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
             status = 1;
             break;
         }
-        if (n <= 0) {
-            if (n == 0 && log_pending())
-                log_flush();
+        if (n <= 0)
             continue;
-        }
         bool looked = set == idle_set;
         if (!serve_events(listen_fd, events, n, looked, looked && timeout != 0, config)) {
             log_error("accept keeps failing; worker exits");
