@@ -110,9 +110,10 @@ static void add_prefix(struct line *l, enum log_level level)
 }
 
 /* Lines held back by a worker (log_hold), written with one write when
- * this is nearly full or the oldest is HOLD_US old, busy or not: a write
- * per request was a tenth of a worker's time. Whole lines only, so that
- * the workers' lines never interleave. */
+ * this is nearly full or the oldest is HOLD_US old, busy or not (written
+ * whenever the worker had nothing to do, they cost a write and an
+ * epoll_wait for every other request under load). Whole lines only, so
+ * that the workers' lines never interleave. */
 #define HOLD_BYTES 4096
 #define HOLD_US    (200 * 1000)
 static struct {
