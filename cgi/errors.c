@@ -64,6 +64,17 @@ static bool write_file(const char *path, const char *text)
     return ok;
 }
 
+/* Writes list to dir/name and frees it. */
+static bool write_list(const char *dir, const char *name, struct buf *list)
+{
+    char path[4096];
+    bool ok = (size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path &&
+              write_file(path, list->data ? list->data : "");
+
+    buf_free(list);
+    return ok;
+}
+
 /* The literal segments a pattern starts with, as "/api/sessions/". */
 static void pattern_prefix(const char *pattern, char *out, size_t cap)
 {
@@ -115,9 +126,7 @@ static bool write_fixed(const char *dir)
         buf_adds(&list, ENGINE_FIXED_ALLOW);
         buf_addc(&list, '\n');
     }
-    snprintf(path, sizeof path, "%s/fixed.tsv", dir);
-    ok = write_file(path, list.data);
-    buf_free(&list);
+    ok = write_list(dir, "fixed.tsv", &list);
     snprintf(path, sizeof path, "%s%s", dir, ROUTE_HEALTH);
     if (ok && !make_dirs(path)) {
         fprintf(stderr, "chatpatch: cannot create %s: %s\n", path, strerror(errno));
@@ -134,18 +143,13 @@ static bool write_fixed(const char *dir)
 static bool write_params(const char *dir)
 {
     struct buf list = {0};
-    char path[4096];
     const char *name;
-    bool ok;
 
     for (size_t i = 0; (name = request_param_name(i)); i++) {
         buf_adds(&list, name);
         buf_addc(&list, '\n');
     }
-    snprintf(path, sizeof path, "%s/params.tsv", dir);
-    ok = write_file(path, list.data);
-    buf_free(&list);
-    return ok;
+    return write_list(dir, "params.tsv", &list);
 }
 
 bool errors_print(const char *dir)
@@ -169,10 +173,10 @@ bool errors_print(const char *dir)
         buf_adds(&routes, (*api)->cors ? (*api)->cors->allow_origin : "-");
         buf_addc(&routes, '\n');
     }
-    if (ok) {
-        snprintf(path, sizeof path, "%s/routes.tsv", dir);
-        ok = write_file(path, routes.data) && write_fixed(dir) && write_params(dir);
+    if (!ok) {
+        buf_free(&routes);
+        return false;
     }
-    buf_free(&routes);
-    return ok;
+    return write_list(dir, "routes.tsv", &routes) && write_fixed(dir) &&
+           write_params(dir);
 }
