@@ -450,7 +450,9 @@ class Load(threading.Thread):
         """Sends nothing more until resume(); returns once its request in
         flight is answered."""
         self.paused.set()
-        assert self.resting.wait(timeout), f"load {self.label} still sending after {timeout} s"
+        deadline = time.monotonic() + timeout
+        while not self.resting.wait(0.05) and self.is_alive():  # a finished one sends nothing
+            assert time.monotonic() < deadline, f"load {self.label} still sending after {timeout} s"
 
     def resume(self):
         self.paused.clear()
