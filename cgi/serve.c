@@ -418,6 +418,13 @@ static void watch_database(int fd, void *lane)
     watch(fd, lane);
 }
 
+/* The epoll timeout (ms) that ends just after due_us, never before: one
+ * that ended early would wake the worker to find nothing due. */
+static int ms_until(long due_us, long now)
+{
+    return (int)((due_us - now) / 1000) + 1;
+}
+
 /* An epoll timeout (ms, -1: none) that ends within ms at the latest. */
 static int at_most(int timeout, int ms)
 {
@@ -493,14 +500,14 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
             if (log_due <= now)
                 log_flush();
             else
-                timeout = (int)((log_due - now) / 1000) + 1;
+                timeout = ms_until(log_due, now);
         }
         if (db_deadline) {
             if (db_deadline <= now) {
                 db_expire();
                 continue;
             }
-            timeout = at_most(timeout, (int)((db_deadline - now) / 1000) + 1);
+            timeout = at_most(timeout, ms_until(db_deadline, now));
         }
         if (stopping) {
             long left_us = stop_until - now;
@@ -519,7 +526,7 @@ int serve_fastcgi(int listen_fd, const struct serve_config *config)
                 if (got != ACCEPTED)
                     break;
             }
-            timeout = at_most(at_most(timeout, (int)(left_us / 1000) + 1), STOP_TICK_MS);
+            timeout = at_most(at_most(timeout, ms_until(stop_until, now)), STOP_TICK_MS);
         }
         /* A worker with requests in hand looks at new connections now and
          * then, should every worker have some, unless its database is
