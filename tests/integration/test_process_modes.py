@@ -773,7 +773,9 @@ def behind_a_lock(spawn, short_dir, stack, db, w, release_after_s, database_url=
     of w's chat on the first waits on a row lock held for release_after_s;
     0.1 s after it waits, a PATCH of another chat of w's goes on the second.
     after_warm_up() runs between a first PATCH on each and the lock.
-    Checks both answered 200 and their rows; returns the second's time."""
+    Checks both answered 200 and their rows; returns the second's time,
+    whether the first was still held by the lock (and its row unchanged)
+    when the second was answered, and the pool."""
     sock_path = short_dir / "lock.sock"
     env = worker_env(stack, **({"DATABASE_URL": database_url} if database_url else {}))
     pool = spawn(["--listen", str(sock_path), "--workers", "1"], address=str(sock_path),
@@ -812,6 +814,8 @@ def behind_a_lock(spawn, short_dir, stack, db, w, release_after_s, database_url=
         resp = recoup_patch(second, w, "not held up", chat_id=other_chat)
         elapsed = time.monotonic() - t0
         check_recoup_200(resp, db, w, "not held up", chat_id=other_chat)
+        first_held = (waiter.is_alive() and lock_waiters(db) == 1
+                      and fetch_recoup_chat(db, w.chat_id)["title"] == "first, unlocked")
         release.join()
         waiter.join(10)
     finally:
@@ -820,7 +824,7 @@ def behind_a_lock(spawn, short_dir, stack, db, w, release_after_s, database_url=
     check_recoup_200(blocked["resp"], db, w, "after the lock")
     for kept in (first, second):  # the stopping worker waits for them (SIGTERM)
         kept.close()
-    return elapsed, pool
+    return elapsed, first_held, pool
 
 
 def test_a_row_lock_holds_up_no_request_of_another_connection(spawn, short_dir, stack, db,
@@ -829,8 +833,9 @@ def test_a_row_lock_holds_up_no_request_of_another_connection(spawn, short_dir, 
     worker's other kept connection is answered at once (the worker sends
     it on a second database connection); the first lands when the lock
     goes."""
-    elapsed, pool = behind_a_lock(spawn, short_dir, stack, db, recoup_world, 3.0)
+    elapsed, first_held, pool = behind_a_lock(spawn, short_dir, stack, db, recoup_world, 3.0)
     assert elapsed < 1.0, f"held up {elapsed:.2f} s behind the locked row"
+    assert first_held, "the lock did not hold the first"
     assert "connection 2 connected" in pool.log_path.read_text()
 
 
@@ -846,7 +851,7 @@ def test_no_second_database_connection_waits_instead(spawn, short_dir, stack, db
         # The limit once the worker has its connection: a worker that
         # reconnects (its first closed backend may still count for a
         # moment) is not what this test is about.
-        elapsed, pool = behind_a_lock(
+        elapsed, _, pool = behind_a_lock(
             spawn, short_dir, stack, db, recoup_world, 1.0, url,
             lambda: db.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT 1'))
         assert elapsed >= 0.5, f"answered after {elapsed:.2f} s, before the lock went"
