@@ -25,10 +25,6 @@
 #include <unistd.h>
 
 #define TUNABLES_ENV "GLIBC_TUNABLES"
-/* Set for the exec, so that a glibc that dropped the tunable from its
- * environment (one it does not know) cannot make the process execute
- * itself for ever. */
-#define EXECUTED_ENV "CHATPATCH_MALLOC_TUNED"
 
 void malloc_tune(void)
 {
@@ -55,8 +51,7 @@ void malloc_tune_exec(char **argv)
     const char *have = getenv(TUNABLES_ENV);
     char self[PATH_MAX], tunables[1024];
 
-    if ((have && strstr(have, MALLOC_TUNE_TUNABLE "=")) || getenv(EXECUTED_ENV) ||
-        under_valgrind())
+    if ((have && strstr(have, MALLOC_TUNE_TUNABLE "=")) || under_valgrind())
         return;
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     int len =
@@ -70,7 +65,7 @@ void malloc_tune_exec(char **argv)
     }
     self[n] = '\0';
     char *old = have ? strdup(have) : NULL;
-    if (setenv(TUNABLES_ENV, tunables, 1) == 0 && setenv(EXECUTED_ENV, "1", 1) == 0)
+    if (setenv(TUNABLES_ENV, tunables, 1) == 0)
         execv(self, argv);
     log_warn("cannot execute %s again with %s: %s; going on without it", self, tunables,
              strerror(errno));
@@ -79,5 +74,4 @@ void malloc_tune_exec(char **argv)
     else
         unsetenv(TUNABLES_ENV);
     free(old);
-    unsetenv(EXECUTED_ENV);
 }

@@ -11,11 +11,11 @@
 void malloc_tune(void);
 
 /* Executes this binary again with the tunable in GLIBC_TUNABLES (glibc
- * reads it only as a process starts), unless it is there already (set by
- * the operator) or this image is the one this call executed. Returns only
- * when it did not execute: either of those, under valgrind (which would
- * not follow), or the exec failed (logged; the process goes on untuned).
- * Call before any file or socket is opened. */
+ * reads it only as a process starts), unless it is there already, set by
+ * the operator or by this call before the exec. Returns only when it did
+ * not execute: already set, under valgrind (which would not follow), or
+ * the exec failed (logged; the process goes on untuned). Call before any
+ * file or socket is opened. */
 void malloc_tune_exec(char **argv);
 
 #endif
