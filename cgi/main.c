@@ -16,7 +16,6 @@
 #include "errors.h"
 #include "listener.h"
 #include "log.h"
-#include "malloc_tune.h"
 #include "pool.h"
 #include "serve.h"
 #include "stats.h"
@@ -24,6 +23,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,10 +86,6 @@ static void usage(FILE *out)
         "\n"
         "Database: DATABASE_URL (a libpq conninfo or URI), else libpq's PG* variables;\n"
         "DATABASE_STATEMENTS=unnamed behind a pooler in transaction mode (pgbouncer).\n"
-        "\n"
-        "Memory: a FastCGI process executes itself once as it starts, "
-        "adding\n" MALLOC_TUNE_TUNABLE "=" MALLOC_TUNE_VALUE
-        " to GLIBC_TUNABLES unless that names a count.\n"
         "\n"
         "Signals: SIGHUP reloads the pool, SIGTERM stops it once the queue is answered,\n"
         "SIGUSR1 reopens the log file (see chatpatch(8)).\n",
@@ -216,14 +212,16 @@ int main(int argc, char **argv)
     struct options o;
     struct listener listener;
 
-    malloc_tune();
+    /* Keep what a large request needed for the next one: by default glibc
+     * gives blocks of 128 KiB and more back to the kernel at once (mmap) and
+     * trims the heap, so a 64 KiB body with thousands of problems paid page
+     * faults for every page it touched, on every request, more than its work. */
+    mallopt(M_MMAP_THRESHOLD, 16 << 20);
+    mallopt(M_TRIM_THRESHOLD, 32 << 20);
+
     parse_options(argc, argv, &o);
     if (o.print_errors)
         return errors_print(o.print_errors) ? 0 : 1;
-    /* A CGI request is one request: an exec would cost it more than the
-     * tuning saves. */
-    if (!getenv("GATEWAY_INTERFACE"))
-        malloc_tune_exec(argv);
     if (o.log_file && !log_open_file(o.log_file)) {
         fprintf(stderr, "chatpatch: cannot open --log-file %s: %s\n", o.log_file,
                 strerror(errno));

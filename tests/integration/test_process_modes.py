@@ -335,39 +335,6 @@ def test_listen_unix_pool_socket_mode_and_sigterm(spawn, short_dir, db, recoup_w
     assert not group_members(w.pid), f"processes left in the group: {group_members(w.pid)}"
 
 
-def started_with_tunables(pid, tunables):
-    """Whether process pid was executed with GLIBC_TUNABLES=tunables
-    (colon-separated). /proc/PID/environ shows the block the process was
-    started with as it is now, and glibc ends each tunable's value there
-    with a NUL as it reads them."""
-    raw = Path(f"/proc/{pid}/environ").read_bytes()
-    pattern = b"[:\0]".join(re.escape(t.encode()) for t in tunables.split(":"))
-    return (re.search(rb"(?:^|\0)GLIBC_TUNABLES=" + pattern + rb"\0", raw) is not None
-            and raw.count(b"tcache_count=") == 1)
-
-
-@pytest.mark.parametrize("given, expected", [
-    (None, "glibc.malloc.tcache_count=64"),
-    # Another tunable of the operator's is kept; their own count wins.
-    ("glibc.malloc.mxfast=64", "glibc.malloc.mxfast=64:glibc.malloc.tcache_count=64"),
-    ("glibc.malloc.tcache_count=7", "glibc.malloc.tcache_count=7"),
-], ids=["unset", "other-tunable", "operators-count"])
-def test_pool_runs_with_glibc_tcache_tunable(spawn, stack, short_dir, given, expected):
-    """The pool executes itself again with glibc's per-thread cache
-    enlarged (malloc_tune.c): the same pid (pid files, systemd's MAINPID
-    stay right), the workers inherit it, and they serve."""
-    sock_path = short_dir / "t.sock"
-    extra = {} if given is None else {"GLIBC_TUNABLES": given}
-    w = spawn(["--listen", str(sock_path), "--workers", "2"], address=str(sock_path),
-              env=worker_env(stack, **extra))
-    kids = w.wait_children(2)
-    w.wait_serving()
-    for pid in [w.pid, *kids]:
-        assert started_with_tunables(pid, expected), (
-            pid, Path(f"/proc/{pid}/environ").read_bytes(), w.describe())
-    assert "cannot execute" not in w.log(), w.log()
-
-
 def test_socket_mode_default_follows_umask(spawn, short_dir):
     sock_path = short_dir / "u.sock"
     w = spawn(["--listen", str(sock_path), "--workers", "1"], address=str(sock_path),
