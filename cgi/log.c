@@ -236,17 +236,20 @@ static int is_plain(unsigned char c)
  * below LINE_MAX_BYTES, so nothing after it is ever lost. */
 static void add_escaped(struct line *l, const char *s, size_t max)
 {
-    size_t n = strlen(s);
+    size_t n = strlen(s), end = n < max ? n : max;
 
-    for (size_t i = 0; i < n && i < max; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (is_plain(c)) {
-            add(l, (const char *)&c, 1);
-        } else {
-            char esc[4] = {'\\', 'x', "0123456789abcdef"[c >> 4],
-                           "0123456789abcdef"[c & 15]};
-            add(l, esc, 4);
-        }
+    for (size_t i = 0; i < end; i++) {
+        /* A run of plain bytes (a whole request id, as a rule) at once. */
+        size_t run = i;
+        while (run < end && is_plain((unsigned char)s[run]))
+            run++;
+        add(l, s + i, run - i);
+        if (run == end)
+            break;
+        unsigned char c = (unsigned char)s[run];
+        char esc[4] = {'\\', 'x', "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]};
+        add(l, esc, 4);
+        i = run;
     }
     if (n > max)
         adds(l, "...");
