@@ -238,7 +238,7 @@ static void add_escaped(struct line *l, const char *s, size_t max)
 {
     size_t n = strlen(s), end = n < max ? n : max;
 
-    for (size_t i = 0; i < end; i++) {
+    for (size_t i = 0; i < end;) {
         /* A run of plain bytes (a whole request id, as a rule) at once. */
         size_t run = i;
         while (run < end && is_plain((unsigned char)s[run]))
@@ -249,7 +249,7 @@ static void add_escaped(struct line *l, const char *s, size_t max)
         unsigned char c = (unsigned char)s[run];
         char esc[4] = {'\\', 'x', "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]};
         add(l, esc, 4);
-        i = run;
+        i = run + 1;
     }
     if (n > max)
         adds(l, "...");
