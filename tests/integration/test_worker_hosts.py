@@ -160,6 +160,11 @@ class Host:
                 env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True)
 
+    def wait_started(self):
+        """Whether the pool listens within 10 s: its workers run (it opens
+        its socket before it starts them)."""
+        return wait_for(lambda: len(self.children()) == POOL_WORKERS, 10)
+
     @property
     def pid(self):
         return self.proc.pid
@@ -306,6 +311,12 @@ def stack():
             pool_env.pop("PGPASSWORD", None)
             h.env = pool_env
             h.start_pool(values["CHATPATCH_BIN"], pool_env)
+        # Both listen before nginx sends them anything: a server nginx could
+        # not connect to stays failed for fail_timeout in that nginx worker
+        # process alone, so a health check answered by the other would leave
+        # this one with no live upstream (503s at the test's start).
+        for h in hosts:
+            assert h.wait_started(), f"pool {h.name} did not start\n{_tail(h.log)}"
 
         # nginx: the snippet as stack.sh rendered it (the stack's limits),
         # with the EDIT line naming the upstream group; then a reload.
@@ -412,7 +423,7 @@ def test_pool_killed_under_load(stack, db):
         t_restart = time.monotonic()
         a_restart_offset = a.log_size()
         a.start_pool(stack["CHATPATCH_BIN"], a.env)
-        assert wait_for(lambda: len(a.children()) == POOL_WORKERS, 10), "pool A did not start"
+        assert a.wait_started(), "pool A did not start"
 
         def reached_a():
             late = {rid(r) for l in loads for r in list(l.results) if r.t0 >= t_restart}
