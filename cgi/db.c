@@ -7,11 +7,16 @@
  * several answers. Each statement is followed by its own sync, which makes
  * it a transaction of its own: one that fails takes no other with it.
  *
+ * A worker has two connections (lanes). A statement goes on one with
+ * nothing in flight when there is one, the first first: statements on
+ * different connections commit side by side, in one WAL flush, where
+ * statements on one connection wait for each other's commits. The second
+ * is opened when it is first needed, and kept.
+ *
  * A statement that waits (a row lock held by another transaction) holds up
- * every statement sent behind it on its connection. So when the first
- * connection has given no answer for STUCK_US, what comes next goes on a
- * second one, opened then and kept; the first is used again as soon as it
- * answers.
+ * every statement sent behind it on its connection. So when both have
+ * statements in flight, what comes next goes on the first that has
+ * answered within STUCK_US; it waits while both are stuck.
  *
  * Every wait on the server is bounded: connect_timeout for connecting, and
  * the statement timeout plus one second for a statement, after which the
@@ -311,13 +316,17 @@ static bool stuck(const struct lane *l, long now)
     return l->sent.count > 0 && now - l->answered_us >= STUCK_US;
 }
 
-/* The connection the next statement goes on: the first that is not stuck,
- * if it has room; NULL when it has none, or every one is stuck or could
- * not be opened lately (the statement waits to be sent). */
+/* The connection the next statement goes on: one with nothing in flight
+ * if there is one, else the first that is not stuck, if it has room; NULL
+ * when it has none, or every one is stuck or could not be opened lately
+ * (the statement waits to be sent). */
 static struct lane *next_lane(long now)
 {
     size_t depth = config.unnamed_statements ? 1 : PIPELINE_DEPTH;
 
+    for (struct lane *l = lanes; l < lanes + LANES; l++)
+        if (!l->sent.count && (l == lanes || l->conn || now >= l->retry_us))
+            return l;
     for (struct lane *l = lanes; l < lanes + LANES; l++) {
         if (l != lanes && !l->conn && now < l->retry_us)
             return NULL;

@@ -807,9 +807,10 @@ def behind_a_lock(spawn, short_dir, stack, db, w, release_after_s, database_url=
             time.sleep(0.02)
         release = threading.Timer(release_after_s, locker.commit)
         release.start()
-        # A statement sent within 20 ms of the stuck one still goes behind
-        # it on the same connection (db.c, STUCK_US).
-        time.sleep(0.1)
+        # The worker's other database connection has nothing in flight, so
+        # the second statement goes there, not behind the locked one
+        # (db.c, next_lane()); a statement sent once both had some would
+        # wait 20 ms for one to answer (STUCK_US).
         t0 = time.monotonic()
         resp = recoup_patch(second, w, "not held up", chat_id=other_chat)
         elapsed = time.monotonic() - t0
