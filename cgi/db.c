@@ -316,6 +316,14 @@ static bool stuck(const struct lane *l, long now)
     return l->sent.count > 0 && now - l->answered_us >= STUCK_US;
 }
 
+/* Whether a statement may go on l: the first always (it fails what waits
+ * when it cannot connect); a spare once open, or when it could not be
+ * opened long enough ago to try again. */
+static bool usable(const struct lane *l, long now)
+{
+    return l == lanes || l->conn || now >= l->retry_us;
+}
+
 /* The connection the next statement goes on: one with nothing in flight
  * if there is one, else the first that is not stuck, if it has room; NULL
  * when it has none, or every one is stuck or could not be opened lately
@@ -325,10 +333,10 @@ static struct lane *next_lane(long now)
     size_t depth = config.unnamed_statements ? 1 : PIPELINE_DEPTH;
 
     for (struct lane *l = lanes; l < lanes + LANES; l++)
-        if (!l->sent.count && (l == lanes || l->conn || now >= l->retry_us))
+        if (!l->sent.count && usable(l, now))
             return l;
     for (struct lane *l = lanes; l < lanes + LANES; l++) {
-        if (l != lanes && !l->conn && now < l->retry_us)
+        if (!usable(l, now))
             return NULL;
         if (!stuck(l, now))
             return l->sent.count < depth ? l : NULL;
