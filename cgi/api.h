@@ -31,8 +31,9 @@
  *      failed first. A missing target is the profile's target_missing step;
  *      an update that found its target and yet did not happen (apply on) is
  *      the precondition_failed step: If-Match named another version
- *   2  the representation's columns (api_column): a read's whenever the
- *      target is there, an update's only when the row was updated.
+ *   2  the representation: a record, ROW(...) of the profile's columns
+ *      (api_column) in their order, or NULL; a read's whenever the target is
+ *      there, an update's only when the row was updated.
  * An update sets version = nextval(the schema's chat_versions) whenever it
  * changes something, so the version, and the ETag made of it, change on
  * every update of the row and only then; and in the same statement (a

@@ -117,16 +117,19 @@ static const char patch_sql[] = CHECKS
     "                  WHERE c.id = $2::uuid AND c.user_id = v.user_id"
     "                    AND c.status <> 'deleted')"
     "        END,"
-    "        u.id, u.user_id, u.title, u.is_public, u.status, u.created_at, u.updated_at,"
-    "        u.message_count, u.showcased, u.summary, u.model_used, u.system_message_id,"
-    "        u.metadata"
+    "        CASE WHEN u.id IS NOT NULL THEN ROW("
+    "            u.id, u.user_id, u.title, u.is_public, u.status, u.created_at,"
+    "            u.updated_at, u.message_count, u.showcased, u.summary, u.model_used,"
+    "            u.system_message_id, u.metadata) END"
     "   FROM v LEFT JOIN u ON true";
 
 /* $1 key hash, $2 chat id. */
 static const char get_sql[] = CHECKS
-    " SELECT v.failure, c.version, c.id, c.user_id, c.title, c.is_public, c.status,"
-    "        c.created_at, c.updated_at, c.message_count, c.showcased, c.summary,"
-    "        c.model_used, c.system_message_id, c.metadata"
+    " SELECT v.failure, c.version,"
+    "        CASE WHEN c.id IS NOT NULL THEN ROW("
+    "            c.id, c.user_id, c.title, c.is_public, c.status, c.created_at,"
+    "            c.updated_at, c.message_count, c.showcased, c.summary, c.model_used,"
+    "            c.system_message_id, c.metadata) END"
     "   FROM v LEFT JOIN leanmcp.chats c"
     "     ON v.failure IS NULL AND c.id = $2::uuid AND c.user_id = v.user_id"
     "    AND c.status <> 'deleted'";

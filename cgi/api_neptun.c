@@ -69,13 +69,15 @@ static const char patch_sql[] = CHECKS
     "                 SELECT version FROM neptun.chat_conversations"
     "                  WHERE id = $3::bigint AND neptun_user_id = $2::bigint)"
     "        END,"
-    "        u.id, u.neptun_user_id, u.name, u.model, u.created_at, u.updated_at"
+    "        CASE WHEN u.id IS NOT NULL THEN ROW("
+    "            u.id, u.neptun_user_id, u.name, u.model, u.created_at, u.updated_at) END"
     "   FROM v LEFT JOIN u ON true";
 
 /* $1 cookie hash, $2 user id, $3 chat id. */
 static const char get_sql[] = CHECKS
-    " SELECT v.failure, c.version, c.id, c.neptun_user_id, c.name, c.model,"
-    "        c.created_at, c.updated_at"
+    " SELECT v.failure, c.version,"
+    "        CASE WHEN c.id IS NOT NULL THEN ROW("
+    "            c.id, c.neptun_user_id, c.name, c.model, c.created_at, c.updated_at) END"
     "   FROM v LEFT JOIN neptun.chat_conversations c"
     "     ON v.failure IS NULL AND c.id = $3::bigint AND c.neptun_user_id = $2::bigint";
 

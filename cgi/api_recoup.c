@@ -90,14 +90,17 @@ static const char patch_sql[] = CHECKS
     "                 SELECT version FROM recoup.chats"
     "                  WHERE id = $3::text AND session_id = $2::text)"
     "        END,"
-    "        u.id, u.session_id, u.title, u.model_id, u.active_stream_id,"
-    "        u.last_assistant_message_at, u.created_at, u.updated_at"
+    "        CASE WHEN u.id IS NOT NULL THEN ROW("
+    "            u.id, u.session_id, u.title, u.model_id, u.active_stream_id,"
+    "            u.last_assistant_message_at, u.created_at, u.updated_at) END"
     "   FROM v LEFT JOIN u ON true";
 
 /* $1 key hash, $2 session id, $3 chat id. */
 static const char get_sql[] = CHECKS
-    " SELECT v.failure, c.version, c.id, c.session_id, c.title, c.model_id,"
-    "        c.active_stream_id, c.last_assistant_message_at, c.created_at, c.updated_at"
+    " SELECT v.failure, c.version,"
+    "        CASE WHEN c.id IS NOT NULL THEN ROW(c.id, c.session_id, c.title, c.model_id,"
+    "            c.active_stream_id, c.last_assistant_message_at, c.created_at,"
+    "            c.updated_at) END"
     "   FROM v LEFT JOIN recoup.chats c"
     "     ON v.failure IS NULL AND c.id = $3::text AND c.session_id = $2::text";
 

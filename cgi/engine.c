@@ -237,7 +237,8 @@ static void answer_row(struct call *c, const PGresult *r, struct response *res)
     bool ok = has_version == db.found;
 
     if (ok && a.step == DECIDE_SUCCESS && a.body)
-        ok = row_write_json(api, r, COL_REPRESENTATION, &body);
+        ok = row_write_json(api, PQgetvalue(r, 0, COL_REPRESENTATION),
+                            (size_t)PQgetlength(r, 0, COL_REPRESENTATION), &body);
     if (!ok || a.step == DECIDE_BROKEN) {
         buf_free(&body);
         log_error(
@@ -263,7 +264,7 @@ static void answer_from_db(struct call *c, enum db_outcome outcome, const PGresu
 {
     if (outcome != DB_OK) {
         unavailable(c->api->shape, res);
-    } else if (PQntuples(r) != 1 || PQnfields(r) < COL_REPRESENTATION + 1) {
+    } else if (PQntuples(r) != 1 || PQnfields(r) != COL_REPRESENTATION + 1) {
         log_error("%s: the statement returned %d rows of %d columns", c->api->name,
                   PQntuples(r), PQnfields(r));
         response_error(res, c->api->shape, 500, NULL, NULL);

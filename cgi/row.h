@@ -5,14 +5,15 @@
 #include "api.h"
 #include "buf.h"
 
-#include <libpq-fe.h>
+#include <stddef.h>
 #include <stdint.h>
 
-/* Appends the profile's representation, read from the columns of row 0 of r
- * from `first` on (binary format), to out: an object with the profile's
- * keys in order, under its envelope if it has one. Returns false when a
- * column is not what the profile says (a statement out of step with it). */
-bool row_write_json(const struct api_profile *api, const PGresult *r, int first,
+/* Appends the profile's representation, read from a record in the binary
+ * format (the statement's ROW(...) of the profile's columns, in order), to
+ * out: an object with the profile's keys in order, under its envelope if it
+ * has one. Returns false when the record is not what the profile says (a
+ * statement out of step with it). */
+bool row_write_json(const struct api_profile *api, const char *record, size_t len,
                     struct buf *out);
 
 /* The value of an int8 column in the binary format (8 bytes, big-endian). */
