@@ -2,7 +2,7 @@
 # (scripts/deps.sh), so a fresh Debian 12 machine needs nothing by hand.
 
 CC        ?= cc
-PKGS      := libpq
+PKGS      := libpq nettle
 WARN      := -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla
 # Asked of pkg-config when first used, once: on a fresh machine the -dev
 # packages arrive only when `deps` has run, after this file was read.

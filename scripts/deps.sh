@@ -7,7 +7,7 @@
 set -euo pipefail
 
 declare -A group=(
-    [build]="gcc make pkg-config libfcgi-dev libpq-dev"
+    [build]="gcc make pkg-config libfcgi-dev libpq-dev nettle-dev"
     [run]="postgresql-15 postgresql-client-15 nginx curl procps pgbouncer"
     [test]="libcmocka-dev python3-pytest python3-httpx python3-psycopg python3-pydantic python3-jsonschema python3-yaml clang libclang-rt-14-dev libjson-c-dev systemd iproute2 help2man man-db groff-base chromium"
     [fuzz]="clang libclang-rt-14-dev libjson-c-dev"
