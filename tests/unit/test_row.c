@@ -38,24 +38,28 @@ static void put_be(struct record *r, uint64_t v, int n)
         r->bytes[r->len++] = (char)(v >> (8 * i));
 }
 
-/* One column: its type oid (never read), its length, its value. */
-static void put_column(struct record *r, const void *value, int32_t len)
+/* A column's head: its type oid (never read) and its length. */
+static void put_head(struct record *r, int32_t len)
 {
     put_be(r, 25, 4);
     put_be(r, (uint32_t)len, 4);
+}
+
+/* One column: its head, then its value (none for NULL, len -1). */
+static void put_column(struct record *r, const void *value, int32_t len)
+{
+    put_head(r, len);
     if (len > 0) {
         memcpy(r->bytes + r->len, value, (size_t)len);
         r->len += (size_t)len;
     }
 }
 
+/* An integer column of n bytes, big-endian. */
 static void put_int(struct record *r, uint64_t v, int n)
 {
-    char be[8];
-
-    for (int i = 0; i < n; i++)
-        be[i] = (char)(v >> (8 * (n - 1 - i)));
-    put_column(r, be, n);
+    put_head(r, n);
+    put_be(r, v, n);
 }
 
 /* The profile's eight columns, the last one NULL. */
