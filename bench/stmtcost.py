@@ -126,9 +126,10 @@ def make_cluster(work, chats):
 
 def updated_every_chat(output, n):
     """Whether single-user output shows n updated chats: each row prints the
-    bench's title, inside the representation's record (a refused check prints
-    its failure and no chat)."""
-    return output.count(params.TITLE) >= n and 'failure = "' not in output
+    bench's title, quoted inside the representation's record as record_out
+    writes a value with a space (a refused check prints its failure and no
+    chat)."""
+    return output.count(f'"{params.TITLE}"') >= n and 'failure = "' not in output
 
 
 def settings_args(settings):

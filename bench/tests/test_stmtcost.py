@@ -46,7 +46,7 @@ class InputTest(unittest.TestCase):
 
 
 class OutputTest(unittest.TestCase):
-    ROW = f'\t 3: case = "(2000001,1000001,""{params.TITLE}"",bench/model-1,,)"\t(typeid = 2249)\n'
+    ROW = f'\t 3: case = "(2000001,1000001,"{params.TITLE}",bench/model-1,,)"\t(typeid = 2249)\n'
 
     def test_every_chat_updated(self):
         self.assertTrue(stmtcost.updated_every_chat(self.ROW * 3, 3))
