@@ -8,12 +8,16 @@
 
 void buf_reserve(struct buf *b, size_t more)
 {
-    size_t need = b->len + more + 1, cap = b->cap ? b->cap : 256;
+    size_t need = b->len + more + 1;
 
     if (need <= b->cap)
         return;
-    while (cap < need)
-        cap *= 2;
+    /* Doubling keeps appending linear; a reserve beyond that is taken as asked,
+     * so a buffer sized up front (an answer of 260 kB) is not rounded up to a
+     * power of two (512 kB) that a worker's heap then keeps. */
+    size_t cap = b->cap ? 2 * b->cap : 256;
+    if (cap < need)
+        cap = need;
     char *data = realloc(b->data, cap);
     if (!data)
         abort();

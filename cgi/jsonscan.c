@@ -311,7 +311,7 @@ static bool scan_top_object(struct scan *sc, struct json_members *members)
     if (take(sc, '}'))
         return true;
     do {
-        struct json_member m = {.field = -1};
+        struct json_member m = {0};
         skip_space(sc);
         size_t key_start = sc->pos + 1;
         if (!scan_string(sc, NULL, 0, NULL))

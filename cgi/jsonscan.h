@@ -24,11 +24,10 @@ enum json_kind {
 struct json_member {
     const char *key; /* the raw text between the key's quotes */
     size_t key_len;
-    bool key_escaped;  /* has escapes: jsonscan_decode() it before comparing */
     const char *value; /* the value's raw text, without white space around */
     size_t value_len;
     enum json_kind kind;
-    short field; /* for the caller: which of its fields the key names (-1 none) */
+    bool key_escaped; /* has escapes: jsonscan_decode() it before comparing */
 };
 
 struct json_members {

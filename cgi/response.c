@@ -192,6 +192,10 @@ void response_error(struct response *res, enum error_shape shape, int status,
         add_key(&b, "{\"statusCode\":");
         buf_add_long(&b, status);
         if (!message && has_issues) {
+            size_t room = 0; /* unescaped: a reserve, not a limit */
+            for (size_t i = 0; i < issues->count; i++)
+                room += strlen(issues->items[i].message) + 3;
+            buf_reserve(&b, room + 64);
             buf_adds(&b, ",\"message\":[");
             for (size_t i = 0; i < issues->count; i++) {
                 if (i)

@@ -88,19 +88,20 @@ static void add_problem(struct body_check *check, struct buf *scratch, const cha
                    field);
 }
 
-/* A member's key, decoded. Returns the key itself when it has no escapes,
- * else a malloc-ed copy in *copy (the caller frees it). */
-static const char *member_key(const struct json_member *m, size_t *len, char **copy)
+/* A key's raw text, decoded: the text itself when it has no escapes, else a
+ * malloc-ed copy in *copy (the caller frees it). */
+static const char *decode_key(const char *raw, size_t raw_len, bool escaped, size_t *len,
+                              char **copy)
 {
     *copy = NULL;
-    if (!m->key_escaped) {
-        *len = m->key_len;
-        return m->key;
+    if (!escaped) {
+        *len = raw_len;
+        return raw;
     }
-    *copy = malloc(m->key_len + 1);
+    *copy = malloc(raw_len + 1);
     if (!*copy)
         abort();
-    *len = jsonscan_decode(m->key, m->key_len, *copy);
+    *len = jsonscan_decode(raw, raw_len, *copy);
     (*copy)[*len] = '\0';
     return *copy;
 }
@@ -110,7 +111,7 @@ static int field_of(const struct api_profile *api, const struct json_member *m)
 {
     char *copy;
     size_t len;
-    const char *key = member_key(m, &len, &copy);
+    const char *key = decode_key(m->key, m->key_len, m->key_escaped, &len, &copy);
     int found = -1;
 
     for (size_t i = 0; i < api->nfields && found < 0; i++) {
@@ -167,29 +168,37 @@ static enum field_problem take_field(const struct api_field *field,
     return PROBLEM_NONE;
 }
 
-void schema_scan(const struct api_profile *api, const char *body, size_t len,
-                 struct body_check *out)
+/* Remembers where an unknown key lies in the body, for schema_word(). room:
+ * the most there can be, from this one on. */
+static void keep_unknown_key(struct body_check *out, const struct json_member *m,
+                             size_t room)
+{
+    if (!out->unknown) {
+        out->unknown = malloc(room * sizeof *out->unknown);
+        if (!out->unknown)
+            abort();
+    }
+    out->unknown[out->unknown_count++] = (struct unknown_key){
+        .at = (uint32_t)(m->key - out->body), .len = (uint32_t)m->key_len};
+}
+
+/* The fields' values and problems from the top-level object's members. */
+static void take_members(const struct api_profile *api,
+                         const struct json_members *members, struct body_check *out)
 {
     const struct json_member *last[API_MAX_FIELDS] = {0};
     bool problem = false, any_given = false;
 
-    *out = (struct body_check){.failure = FAIL_NONE, .body = body};
-    if (!jsonscan_parse(body, len, SCHEMA_MAX_DEPTH, &out->top, &out->members)) {
-        out->failure = FAIL_JSON;
-        return;
-    }
-    if (out->top != JSON_OBJECT) {
-        out->failure = api->dialect->not_object ? FAIL_SCHEMA : FAIL_JSON;
-        return;
-    }
-    for (size_t i = 0; i < out->members.count; i++) {
-        struct json_member *m = &out->members.items[i];
+    for (size_t i = 0; i < members->count; i++) {
+        const struct json_member *m = &members->items[i];
         int f = m->key_len ? field_of(api, m) : -1;
-        m->field = (short)f;
-        if (f >= 0)
+        if (f >= 0) {
             last[f] = m;
-        else
-            out->has_unknown_keys = true;
+            continue;
+        }
+        out->has_unknown_keys = true;
+        if (api->dialect->unknown_one)
+            keep_unknown_key(out, m, members->count - i);
     }
     for (size_t i = 0; i < api->nfields; i++) {
         out->problems[i] = take_field(&api->fields[i], last[i], &out->values[i]);
@@ -202,6 +211,21 @@ void schema_scan(const struct api_profile *api, const char *body, size_t len,
     problem |= !any_given && api->dialect->none_given;
     if (problem)
         out->failure = FAIL_SCHEMA;
+}
+
+void schema_scan(const struct api_profile *api, const char *body, size_t len,
+                 struct body_check *out)
+{
+    struct json_members members = {0};
+
+    *out = (struct body_check){.failure = FAIL_NONE, .body = body};
+    if (!jsonscan_parse(body, len, SCHEMA_MAX_DEPTH, &out->top, &members))
+        out->failure = FAIL_JSON;
+    else if (out->top != JSON_OBJECT)
+        out->failure = api->dialect->not_object ? FAIL_SCHEMA : FAIL_JSON;
+    else
+        take_members(api, &members, out);
+    jsonscan_members_free(&members); /* the values taken are copies */
 }
 
 /* ---- wording -------------------------------------------------------------- */
@@ -241,21 +265,20 @@ static void word_unknown_keys(const struct api_profile *api, struct body_check *
     const struct schema_dialect *d = api->dialect;
     struct key_set set = {.cap = 16};
     struct buf keys = {0};
-    char **copies = calloc(check->members.count + 1, sizeof *copies);
+    char **copies = calloc(check->unknown_count + 1, sizeof *copies);
     size_t count = 0;
 
-    while (set.cap < 2 * check->members.count)
+    while (set.cap < 2 * check->unknown_count)
         set.cap *= 2;
     set.keys = calloc(set.cap, sizeof *set.keys);
     set.lengths = calloc(set.cap, sizeof *set.lengths);
     if (!copies || !set.keys || !set.lengths)
         abort();
-    for (size_t i = 0; i < check->members.count; i++) {
-        const struct json_member *m = &check->members.items[i];
-        size_t len;
-        if (m->field >= 0)
-            continue;
-        const char *key = member_key(m, &len, &copies[i]);
+    for (size_t i = 0; i < check->unknown_count; i++) {
+        const char *raw = check->body + check->unknown[i].at;
+        size_t raw_len = check->unknown[i].len, len;
+        const char *key = decode_key(raw, raw_len, memchr(raw, '\\', raw_len) != NULL,
+                                     &len, &copies[i]);
         if (!key_set_add(&set, key, len))
             continue;
         if (!d->unknown_many) {
@@ -272,11 +295,15 @@ static void word_unknown_keys(const struct api_profile *api, struct body_check *
                     count == 1 ? d->unknown_one : d->unknown_many, NULL, NULL, NULL,
                     keys.data, keys.len);
     buf_free(&keys);
-    for (size_t i = 0; i < check->members.count; i++)
+    for (size_t i = 0; i < check->unknown_count; i++)
         free(copies[i]);
     free(copies);
     free(set.keys);
     free(set.lengths);
+    /* Worded: the answer that lists them need not hold them as well. */
+    free(check->unknown);
+    check->unknown = NULL;
+    check->unknown_count = 0;
 }
 
 void schema_word(const struct api_profile *api, struct body_check *check)
@@ -332,7 +359,7 @@ void schema_check(const struct api_profile *api, const char *body, size_t len,
 void schema_free(struct body_check *check)
 {
     issue_list_free(&check->issues);
-    jsonscan_members_free(&check->members);
+    free(check->unknown);
     for (size_t i = 0; i < API_MAX_FIELDS; i++)
         free(check->values[i].text);
 }

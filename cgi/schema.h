@@ -12,6 +12,8 @@
 #include "jsonscan.h"
 #include "response.h"
 
+#include <stdint.h>
+
 /* The deepest nesting of objects and arrays a body may have (SPEC 2). */
 #define SCHEMA_MAX_DEPTH 32
 
@@ -23,15 +25,24 @@ struct field_value {
 
 enum field_problem { PROBLEM_NONE, PROBLEM_MISSING, PROBLEM_TYPE, PROBLEM_EMPTY };
 
+/* A key that names none of the profile's fields: where its raw text (between
+ * the quotes) lies in the body. A body is at most --max-body (64 MiB). */
+struct unknown_key {
+    uint32_t at, len;
+};
+
 struct body_check {
     enum local_failure failure; /* FAIL_NONE, FAIL_JSON or FAIL_SCHEMA */
     struct issue_list issues;   /* the problems behind FAIL_SCHEMA, once worded */
     struct field_value values[API_MAX_FIELDS];
 
-    /* What schema_word() needs. */
+    /* What schema_word() needs. The parsed members are not kept: a request
+     * waiting for the database holds 8 bytes per unknown key (none when its
+     * dialect ignores them) instead of 48 per member. */
     const char *body;
     enum json_kind top;
-    struct json_members members;
+    struct unknown_key *unknown; /* malloc-ed, in body order, repeats included */
+    size_t unknown_count;
     enum field_problem problems[API_MAX_FIELDS];
     enum json_kind received[API_MAX_FIELDS];
     bool has_unknown_keys;

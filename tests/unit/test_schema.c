@@ -649,6 +649,15 @@ static void test_leanmcp_repeated_unknown_key_listed_once(void **state)
              "property a should not exist");
 }
 
+/* An unknown key is worded as JSON.parse decodes it, and its escaped and
+ * plain spellings are one key. */
+static void test_leanmcp_escaped_unknown_key_decoded_and_listed_once(void **state)
+{
+    (void)state;
+    PROBLEMS(LEANMCP, "{\"f\\u006fo\":1,\"foo\":2,\"b\\\"r\":3}",
+             "property foo should not exist", "property b\"r should not exist");
+}
+
 /* Issue 8: metadata goes to jsonb as Node's JSON.stringify(JSON.parse())
  * writes it: numbers as doubles in their shortest form, no white space;
  * strings are left for jsonb, which decodes them. */
@@ -836,6 +845,7 @@ int main(void)
         cmocka_unit_test(test_leanmcp_unknown_property_messages),
         cmocka_unit_test(test_leanmcp_all_problems_in_field_order_then_unknown),
         cmocka_unit_test(test_leanmcp_repeated_unknown_key_listed_once),
+        cmocka_unit_test(test_leanmcp_escaped_unknown_key_decoded_and_listed_once),
         cmocka_unit_test(test_leanmcp_metadata_numbers_as_javascript),
         cmocka_unit_test(test_leanmcp_metadata_last_duplicate_wins),
         cmocka_unit_test(test_leanmcp_metadata_escaped_key),
