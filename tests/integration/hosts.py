@@ -301,9 +301,17 @@ class ApacheFcgid(Apache):
 
     def site(self):
         w = self.work_dir
+        # A worker that dies at once (SPAWN_BIN) fails every spawn: past a
+        # few failures in a second (mod_fcgid's spawn score: +1 a spawn, +2
+        # an exit, 10 at most, -1 a second) mod_fcgid stops spawning and
+        # holds the next requests up to a minute before a 503 of its own, so
+        # whether a test saw the 500 depended on how fast the ones before it
+        # ran.
+        throttle = "FcgidSpawnScoreUpLimit 1000" if "SPAWN_BIN" in self.stack else ""
         return f"""
 FcgidIPCDir {w}/fcgid
 FcgidProcessTableFile {w}/fcgid/table
+{throttle}
 # A shared host's usual handler line, and what its accounts may override.
 AddHandler fcgid-script .fcgi
 DocumentRoot {w}/htdocs

@@ -4,7 +4,8 @@ server answers itself"), checked behind the host CHATPATCH_HOST names
 behind the others; the three APIs' suites check the rest behind every host.
 
 A host without workers is a second instance of the current host's class
-(hosts.py) whose pool socket and binary do not exist.
+(hosts.py) whose pool socket does not exist and whose spawned worker dies
+before it answers.
 """
 
 import json
@@ -38,12 +39,23 @@ def host_dir(stack):
     return Path(tempfile.mkdtemp(prefix="host-", dir=stack["STACK_DIR"]))
 
 
+# What mod_fcgid spawns for a host without workers: a worker that starts
+# and dies before it answers. One that cannot start at all races mod_fcgid,
+# which answers its 500 only when a request reaches the process before it
+# is gone, and otherwise sleeps a second and spawns again, up to a minute.
+DYING_WORKER = "#!/bin/sh\nsleep 1\nexit 1\n"
+
+
 @pytest.fixture(scope="module")
 def no_workers(stack):
     """The base URL of the current host with no worker behind it."""
+    folder = host_dir(stack)
+    dying = folder / "dying-worker"
+    dying.write_text(DYING_WORKER)
+    dying.chmod(0o755)
     broken = dict(stack, CHATPATCH_SOCKET="/nonexistent/chatpatch.sock",
-                  SPAWN_BIN="/nonexistent/chatpatch")
-    host = hosts.HOSTS[hosts.CURRENT](broken, host_dir(stack))
+                  SPAWN_BIN=str(dying))
+    host = hosts.HOSTS[hosts.CURRENT](broken, folder)
     url = host.start(healthy=False)
     yield url
     host.stop()
@@ -54,8 +66,8 @@ def assert_body(answer_body, path):
 
 
 # No worker: the pool's socket is gone (mod_proxy_fcgi: 503), or the
-# worker mod_fcgid starts exits at once (mod_fcgid: 500, "premature end of
-# script headers"; Retry-After goes only with 503).
+# worker mod_fcgid starts dies before it answers (mod_fcgid: 500,
+# "premature end of script headers"; Retry-After goes only with 503).
 NO_WORKER_STATUS = {"apache-proxy-fcgi": 503, "apache-fcgid": 500}
 
 
