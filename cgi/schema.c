@@ -230,10 +230,10 @@ void schema_scan(const struct api_profile *api, const char *body, size_t len,
 
 /* ---- wording -------------------------------------------------------------- */
 
-/* The unknown keys in body order, each once, as a set of decoded keys. */
+/* The unknown keys seen so far, each once: a hash set of their indexes into
+ * check->unknown, plus one (0 is an empty slot), 4 bytes a slot. */
 struct key_set {
-    const char **keys;
-    size_t *lengths;
+    uint32_t *slots;
     size_t cap; /* a power of two, at least twice the keys */
 };
 
@@ -246,16 +246,29 @@ static uint64_t key_hash(const char *key, size_t len)
     return h;
 }
 
-/* Adds the key; returns false when it was there already. */
-static bool key_set_add(struct key_set *set, const char *key, size_t len)
+/* Unknown key i, decoded: its copy when it has escapes, else its text in
+ * the body; check->unknown[i].len is its decoded length by then. */
+static const char *decoded_unknown(const struct body_check *check, char *const *copies,
+                                   size_t i)
 {
-    size_t i = (size_t)key_hash(key, len) & (set->cap - 1);
+    return copies[i] ? copies[i] : check->body + check->unknown[i].at;
+}
 
-    for (; set->keys[i]; i = (i + 1) & (set->cap - 1))
-        if (set->lengths[i] == len && memcmp(set->keys[i], key, len) == 0)
+/* Adds unknown key i; returns false when it was there already. */
+static bool key_set_add(struct key_set *set, const struct body_check *check,
+                        char *const *copies, size_t i)
+{
+    const char *key = decoded_unknown(check, copies, i);
+    size_t len = check->unknown[i].len;
+    size_t s = (size_t)key_hash(key, len) & (set->cap - 1);
+
+    for (; set->slots[s]; s = (s + 1) & (set->cap - 1)) {
+        size_t j = set->slots[s] - 1;
+        if (check->unknown[j].len == len &&
+            memcmp(decoded_unknown(check, copies, j), key, len) == 0)
             return false;
-    set->keys[i] = key;
-    set->lengths[i] = len;
+    }
+    set->slots[s] = (uint32_t)i + 1;
     return true;
 }
 
@@ -270,16 +283,17 @@ static void word_unknown_keys(const struct api_profile *api, struct body_check *
 
     while (set.cap < 2 * check->unknown_count)
         set.cap *= 2;
-    set.keys = calloc(set.cap, sizeof *set.keys);
-    set.lengths = calloc(set.cap, sizeof *set.lengths);
-    if (!copies || !set.keys || !set.lengths)
+    set.slots = calloc(set.cap, sizeof *set.slots);
+    if (!copies || !set.slots)
         abort();
     for (size_t i = 0; i < check->unknown_count; i++) {
-        const char *raw = check->body + check->unknown[i].at;
-        size_t raw_len = check->unknown[i].len, len;
-        const char *key = decode_key(raw, raw_len, memchr(raw, '\\', raw_len) != NULL,
-                                     &len, &copies[i]);
-        if (!key_set_add(&set, key, len))
+        struct unknown_key *k = &check->unknown[i];
+        const char *raw = check->body + k->at;
+        size_t len;
+        const char *key =
+            decode_key(raw, k->len, memchr(raw, '\\', k->len) != NULL, &len, &copies[i]);
+        k->len = (uint32_t)len; /* decoding never grows a key */
+        if (!key_set_add(&set, check, copies, i))
             continue;
         if (!d->unknown_many) {
             add_problem(check, scratch, CODE_UNKNOWN_KEYS, d->unknown_one, NULL, NULL,
@@ -298,8 +312,7 @@ static void word_unknown_keys(const struct api_profile *api, struct body_check *
     for (size_t i = 0; i < check->unknown_count; i++)
         free(copies[i]);
     free(copies);
-    free(set.keys);
-    free(set.lengths);
+    free(set.slots);
     /* Worded: the answer that lists them need not hold them as well. */
     free(check->unknown);
     check->unknown = NULL;
