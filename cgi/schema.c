@@ -179,7 +179,10 @@ static void keep_unknown_key(struct body_check *out, const struct json_member *m
             abort();
     }
     out->unknown[out->unknown_count++] = (struct unknown_key){
-        .at = (uint32_t)(m->key - out->body), .len = (uint32_t)m->key_len};
+        .at = (uint32_t)(m->key - out->body),
+        .len = (uint32_t)m->key_len,
+        .escaped = m->key_escaped,
+    };
 }
 
 /* The fields' values and problems from the top-level object's members. */
@@ -192,12 +195,9 @@ static void take_members(const struct api_profile *api,
     for (size_t i = 0; i < members->count; i++) {
         const struct json_member *m = &members->items[i];
         int f = m->key_len ? field_of(api, m) : -1;
-        if (f >= 0) {
+        if (f >= 0)
             last[f] = m;
-            continue;
-        }
-        out->has_unknown_keys = true;
-        if (api->dialect->unknown_one)
+        else if (api->dialect->unknown_one)
             keep_unknown_key(out, m, members->count - i);
     }
     for (size_t i = 0; i < api->nfields; i++) {
@@ -207,7 +207,7 @@ static void take_members(const struct api_profile *api,
         problem |= out->problems[i] != PROBLEM_NONE;
         any_given |= out->values[i].given;
     }
-    problem |= out->has_unknown_keys && api->dialect->unknown_one;
+    problem |= out->unknown_count > 0; /* kept only where the dialect words them */
     problem |= !any_given && api->dialect->none_given;
     if (problem)
         out->failure = FAIL_SCHEMA;
@@ -290,8 +290,7 @@ static void word_unknown_keys(const struct api_profile *api, struct body_check *
         struct unknown_key *k = &check->unknown[i];
         const char *raw = check->body + k->at;
         size_t len;
-        const char *key =
-            decode_key(raw, k->len, memchr(raw, '\\', k->len) != NULL, &len, &copies[i]);
+        const char *key = decode_key(raw, k->len, k->escaped, &len, &copies[i]);
         k->len = (uint32_t)len; /* decoding never grows a key */
         if (!key_set_add(&set, check, copies, i))
             continue;
@@ -354,7 +353,7 @@ void schema_word(const struct api_profile *api, struct body_check *check)
             break;
         }
     }
-    if (check->has_unknown_keys && d->unknown_one)
+    if (check->unknown_count > 0)
         word_unknown_keys(api, check, &scratch);
     if (d->none_given && !any_given && check->issues.count == 0)
         add_problem(check, &scratch, CODE_CUSTOM, d->none_given, NULL, NULL, NULL, NULL,

@@ -26,9 +26,12 @@ struct field_value {
 enum field_problem { PROBLEM_NONE, PROBLEM_MISSING, PROBLEM_TYPE, PROBLEM_EMPTY };
 
 /* A key that names none of the profile's fields: where its raw text (between
- * the quotes) lies in the body. A body is at most --max-body (64 MiB). */
+ * the quotes) lies in the body, and whether it has escapes (jsonscan's
+ * json_member.key_escaped). A body is at most --max-body (64 MiB). */
 struct unknown_key {
-    uint32_t at, len;
+    uint32_t at;
+    uint32_t len : 31;
+    uint32_t escaped : 1;
 };
 
 struct body_check {
@@ -45,7 +48,6 @@ struct body_check {
     size_t unknown_count;
     enum field_problem problems[API_MAX_FIELDS];
     enum json_kind received[API_MAX_FIELDS];
-    bool has_unknown_keys;
 };
 
 /* Checks body against api's fields: out->failure and out->values, no
