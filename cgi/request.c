@@ -189,17 +189,30 @@ static char *raw_path(const struct params *p)
     return strndup(path, strcspn(path, "?"));
 }
 
+/* Reads at most limit bytes (and no more than max_body + 1, to tell a body
+ * too large), into a buffer first sized for the declared length and one
+ * byte more, so that the end of a body as long as declared is seen without
+ * growing it. A worker holds a body per request in hand: at max_body each,
+ * the largest of 4 workers at 128 clients held 6.8 MB of RSS instead of
+ * 5.0 to 5.4 (README, How many workers). */
 static void read_body(struct request *req, request_reader read, void *ctx, size_t limit,
-                      size_t max_body)
+                      size_t max_body, size_t declared)
 {
     size_t cap = limit < max_body + 1 ? limit : max_body + 1;
+    size_t size = declared < cap ? declared + 1 : cap;
     size_t n = 0;
 
-    req->body = malloc(cap + 1);
+    req->body = malloc(size + 1);
     if (!req->body)
         abort();
     while (n < cap) {
-        size_t got = read(ctx, req->body + n, cap - n);
+        if (n == size) { /* the host declared less than it sends */
+            size = size > cap / 2 ? cap : 2 * size;
+            req->body = realloc(req->body, size + 1);
+            if (!req->body)
+                abort();
+        }
+        size_t got = read(ctx, req->body + n, size - n);
         if (got == 0)
             break;
         n += got;
@@ -242,7 +255,8 @@ void request_read(struct request *req, char *const *envp, request_reader read, v
         req->body = calloc(1, 1);
         return;
     }
-    read_body(req, read, ctx, is_cgi ? (size_t)declared : max_body + 1, max_body);
+    read_body(req, read, ctx, is_cgi ? (size_t)declared : max_body + 1, max_body,
+              (size_t)declared);
 }
 
 void request_free(struct request *req)
