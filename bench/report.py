@@ -298,8 +298,9 @@ def render(meta, runs):
         f"make bench: {meta['started']}, {meta['cpus']} CPUs (shared: compare ratios and CPU us per request,"
         " not req/s across runs)",
         f"  {meta['seconds']} s per run, {meta['rounds']} round(s), concurrency {' '.join(map(str, meta['concurrency']))},"
-        f" {meta['chats']:,} chats per API (loaded in {meta['load_s']:.0f} s), {meta['workers']} workers ="
-        f" the peer's pool size, {meta['threads']} client threads, {meta.get('warmup_s', 0)} s warm-up",
+        f" {meta['chats']:,} chats per API (loaded in {meta['load_s']:.0f} s), {meta['workers']} workers x"
+        f" {meta.get('db_connections', 2)} database connections = the peer's pool size, {meta['threads']} client"
+        f" threads, {meta.get('warmup_s', 0)} s warm-up",
         f"  {meta.get('versions', '')}",
         "  ceiling: pgbench -M prepared, the worker's own statement and values; chatpatch and the peer (Node,",
         "  Fastify + node-postgres; Recoup only): wrk through the same nginx, every answer's status and body checked",

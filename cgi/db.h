@@ -1,5 +1,4 @@
-/* db.h: this worker's PostgreSQL connection (and a second one while the first
- * is stuck on a lock) and its prepared statements. */
+/* db.h: this worker's PostgreSQL connections and their prepared statements. */
 #ifndef CHATPATCH_DB_H
 #define CHATPATCH_DB_H
 
@@ -14,8 +13,12 @@ struct db_statement {
     int result_format; /* 0 text, 1 binary */
 };
 
+/* The most connections one worker may have (--db-connections). */
+#define DB_MAX_CONNECTIONS 32
+
 struct db_config {
     const char *conninfo;     /* DATABASE_URL; NULL: libpq's PG* variables */
+    int connections;          /* at most, each opened when first needed */
     int statement_timeout_ms; /* server side; the client waits 1 s longer */
     int connect_timeout_s;
     /* Unnamed statements, parsed with every execution, for a pooler that
@@ -62,10 +65,12 @@ enum db_outcome {
  * another transaction (serialization failure, deadlock) runs again on a
  * fresh snapshot until its deadline (the statement timeout plus 1 s).
  *
- * Statements are pipelined: one worker may have several on its connection
- * at once, answered in the order sent (db_send(), db_receive()). When the
- * connection gives no answer for 20 ms (a statement waits on a lock), the
- * next statements go on a second connection, which stays open. */
+ * Statements are pipelined: one worker may have several on a connection
+ * at once, answered in the order sent (db_send(), db_receive()). A
+ * statement goes on a connection with nothing in flight, opened if need be
+ * (up to config.connections, kept open), else on the one with the fewest
+ * that has answered within 20 ms: one that has not (a statement waits on a
+ * lock) takes no more. */
 
 /* Called once per statement with its outcome; on DB_OK, result is
  * PGRES_TUPLES_OK and the callee PQclear()s it (else NULL). */

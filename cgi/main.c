@@ -35,6 +35,7 @@ struct options {
     bool workers_given;
     size_t max_body;
     int statement_timeout_ms;
+    int db_connections;
     const char *log_file;
     const char *print_errors;
 };
@@ -69,6 +70,8 @@ static void usage(FILE *out)
         "      --statement-timeout=MS\n"
         "                             PostgreSQL statement_timeout (default 5000); the\n"
         "                             worker answers 503 one second after it\n"
+        "      --db-connections=N     PostgreSQL connections of each worker, opened as\n"
+        "                             needed (1 to 32; default 2)\n"
         "      --log-level=LEVEL      error, warn, info (default: one access line per\n"
         "                             request) or debug\n"
         "      --log-file=PATH        append the log to PATH instead of stderr (for "
@@ -132,6 +135,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"socket-group", required_argument, NULL, 'g'},
         {"max-body", required_argument, NULL, 'b'},
         {"statement-timeout", required_argument, NULL, 't'},
+        {"db-connections", required_argument, NULL, 'c'},
         {"log-level", required_argument, NULL, 'v'},
         {"log-file", required_argument, NULL, 'f'},
         {"print-errors", required_argument, NULL, 'e'},
@@ -144,7 +148,8 @@ static void parse_options(int argc, char **argv, struct options *o)
     *o = (struct options){.listen = {.socket_mode = -1},
                           .workers = 1,
                           .max_body = 65536,
-                          .statement_timeout_ms = 5000};
+                          .statement_timeout_ms = 5000,
+                          .db_connections = 2};
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'l':
@@ -168,6 +173,10 @@ static void parse_options(int argc, char **argv, struct options *o)
         case 't':
             o->statement_timeout_ms =
                 (int)parse_number(optarg, 10, 1, 600000, "bad --statement-timeout");
+            break;
+        case 'c':
+            o->db_connections = (int)parse_number(optarg, 10, 1, DB_MAX_CONNECTIONS,
+                                                  "bad --db-connections");
             break;
         case 'v':
             if (!log_parse_level(optarg, &log_level))
@@ -228,6 +237,7 @@ int main(int argc, char **argv)
         return 1;
     }
     struct engine_config engine = {.db = {.conninfo = getenv("DATABASE_URL"),
+                                          .connections = o.db_connections,
                                           .statement_timeout_ms = o.statement_timeout_ms,
                                           .connect_timeout_s = 2,
                                           .unnamed_statements = unnamed_statements()}};

@@ -7,7 +7,7 @@
 #
 #   make bench                                      10 s a run, 100,000 chats per API
 #   make bench BENCH_SECONDS=3 BENCH_CHATS=20000 BENCH_CONCURRENCY="8 32"
-#   make bench BENCH_CHATS=2000000 BENCH_ROUNDS=2 WORKERS=8
+#   make bench BENCH_CHATS=2000000 BENCH_ROUNDS=2 WORKERS=8 DB_CONNECTIONS=4
 #   make bench-statements                           instructions per statement (1 min)
 #
 # Fails only on real errors: a non-2xx answer, an unexpected status or body,
@@ -40,7 +40,8 @@ $(PEER_DIR)/node_modules/.package-lock.json: $(PEER_DIR)/package-lock.json $(PEE
 bench: build/chatpatch build/bench/sqltext $(PEER_DIR)/node_modules/.package-lock.json | deps-bench
 	@BENCH_DEPS_DONE=1 BENCH_SECONDS='$(BENCH_SECONDS)' BENCH_CHATS='$(BENCH_CHATS)' \
 	    BENCH_ROUNDS='$(BENCH_ROUNDS)' BENCH_CONCURRENCY='$(BENCH_CONCURRENCY)' \
-	    WORKERS='$(or $(WORKERS),16)' bash scripts/bench.sh
+	    WORKERS='$(or $(WORKERS),4)' DB_CONNECTIONS='$(or $(DB_CONNECTIONS),8)' \
+	    bash scripts/bench.sh
 
 # Each API's statement and the peer's, in PostgreSQL instructions per
 # execution (callgrind): repeatable where CPU microseconds are not.

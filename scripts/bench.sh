@@ -12,7 +12,9 @@
 #   BENCH_CHATS        100000      chats per API in the data set
 #   BENCH_ROUNDS       1           rounds of the whole interleaved series
 #   BENCH_CONCURRENCY  "1 8 32 128"
-#   WORKERS            16          chatpatch workers = the peer's pool size
+#   WORKERS            4           chatpatch workers
+#   DB_CONNECTIONS     8           database connections of each worker; the
+#                                  peer's pool is WORKERS x DB_CONNECTIONS
 #   BENCH_THREADS      CPUs        wrk / pgbench threads
 #   BENCH_WARMUP       3           seconds of unmeasured load on every target first
 #   BENCH_HOSTILE      1           0: skip the hostile-body rows
@@ -33,10 +35,14 @@ die() { log "$*"; exit 2; }
 # (make bench has done it already.)
 [ -n "${BENCH_DEPS_DONE:-}" ] || bash scripts/deps.sh build run bench
 
-WORKERS=${WORKERS:-16}
+WORKERS=${WORKERS:-4}
+DB_CONNECTIONS=${DB_CONNECTIONS:-8}
 MAX_BODY=${MAX_BODY:-65536}
 BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-1 8 32 128}
 [[ $WORKERS =~ ^[1-9][0-9]*$ ]] || die "bad WORKERS: $WORKERS"
+[[ $DB_CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "bad DB_CONNECTIONS: $DB_CONNECTIONS"
+# As many database connections as chatpatch's workers may open.
+POOL=$((WORKERS * DB_CONNECTIONS))
 [[ $BENCH_CONCURRENCY =~ ^[0-9\ ]+$ ]] || die "bad BENCH_CONCURRENCY: $BENCH_CONCURRENCY"
 max_conc=$(tr ' ' '\n' <<<"$BENCH_CONCURRENCY" | sort -n | tail -n 1)
 
@@ -75,8 +81,8 @@ PGBOUNCER_PORT=$(free_port)
 BOUNCER_PORT=$(free_port)
 BOUNCER_SOCKET=$STACK_DIR/run/bouncer.sock
 # The ceiling opens as many connections as the highest concurrency, beside
-# the pools', pgbouncer's and the peer's.
-PG_EXTRA_CONF="max_connections = $((max_conc + 4 * WORKERS + 40))
+# the stack's pool and the peer's (POOL each) and pgbouncer's (20).
+PG_EXTRA_CONF="max_connections = $((max_conc + 2 * POOL + 60))
 ${PG_EXTRA_CONF:-}"
 
 peer_pid=''
@@ -100,11 +106,12 @@ private_stack_up "$OUT/raw/stack-up.txt"
 
 # ---- the Node peer -------------------------------------------------------------------
 # As the workers do, it connects as the stack's least-privilege worker role
-# (scripts/stack.sh, sql/grants.sql), one connection per worker.
+# (scripts/stack.sh, sql/grants.sql), with as many connections as the
+# workers may open.
 
 log "starting the Node peer ($(node --version)) on $PEER_SOCKET"
 PGHOST=$PGHOST PGPORT=$PGPORT PGDATABASE=$PGDATABASE PGUSER=chatpatch_worker \
-    PEER_SOCKET=$PEER_SOCKET PEER_POOL=$WORKERS MAX_BODY=$MAX_BODY \
+    PEER_SOCKET=$PEER_SOCKET PEER_POOL=$POOL MAX_BODY=$MAX_BODY \
     setsid node bench/peer/server.js </dev/null >"$OUT/raw/peer.log" 2>&1 &
 peer_pid=$!
 PEER_URL=http://127.0.0.1:$PEER_PORT
@@ -123,7 +130,7 @@ done
 log "starting $WORKERS workers through pgbouncer on $BOUNCER_SOCKET"
 DATABASE_URL="postgresql://chatpatch_worker@/$PGDATABASE?host=$PGHOST&port=$PGBOUNCER_PORT" \
     DATABASE_STATEMENTS=unnamed setsid "$CHATPATCH_BIN" --listen "$BOUNCER_SOCKET" \
-    --workers "$WORKERS" --socket-mode 0660 --socket-group "$([ "$(id -u)" = 0 ] && echo nogroup || id -gn)" \
+    --workers "$WORKERS" --db-connections "$DB_CONNECTIONS" --socket-mode 0660 --socket-group "$([ "$(id -u)" = 0 ] && echo nogroup || id -gn)" \
     --max-body "$MAX_BODY" \
     </dev/null >"$OUT/raw/bouncer-pool.log" 2>&1 &
 bouncer_pid=$!
@@ -158,7 +165,7 @@ done
 
 # ---- the measurements ----------------------------------------------------------------
 
-ROOT=$ROOT BENCH_OUT=$OUT SQLTEXT=$SQLTEXT PGBIN=$PGBIN WORKERS=$WORKERS \
+ROOT=$ROOT BENCH_OUT=$OUT SQLTEXT=$SQLTEXT PGBIN=$PGBIN WORKERS=$WORKERS DB_CONNECTIONS=$DB_CONNECTIONS \
     BENCH_CONCURRENCY=$BENCH_CONCURRENCY BASE_URL=$BASE_URL PEER_URL=$PEER_URL \
     BOUNCER_URL=$BOUNCER_URL BOUNCER_POOL_PID=$bouncer_pid \
     PGBOUNCER_PID=$(head -n 1 "$STACK_DIR/run/pgbouncer.pid") \

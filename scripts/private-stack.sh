@@ -9,9 +9,9 @@
 #   private_stack_init NAME DOWN_LOG [STOP_FUNCTION]
 #   private_stack_up UP_LOG
 #
-# The caller sets STACK_DIR, CHATPATCH_BIN and WORKERS; CHATPATCH_ARGS,
-# MAX_BODY, PG_EXTRA_CONF and PGBIN reach stack.sh when set (its defaults
-# otherwise). Messages go to stderr as "NAME: ..."; NAME_KEEP_STACK=1 (NAME
+# The caller sets STACK_DIR, CHATPATCH_BIN and WORKERS; DB_CONNECTIONS,
+# CHATPATCH_ARGS, MAX_BODY, PG_EXTRA_CONF and PGBIN reach stack.sh when set
+# (its defaults otherwise). Messages go to stderr as "NAME: ..."; NAME_KEEP_STACK=1 (NAME
 # in capitals) leaves the stack folder behind.
 
 _private_stack_script=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/stack.sh
@@ -45,6 +45,7 @@ _private_stack_exit() {
 # unset when the trap fires before up chose them.)
 _private_stack_sh() {
     env STACK_DIR="$STACK_DIR" CHATPATCH_BIN="$CHATPATCH_BIN" WORKERS="$WORKERS" \
+        DB_CONNECTIONS="${DB_CONNECTIONS:-}" \
         PORT="${PORT:-1}" PGPORT="${PGPORT:-1}" CHATPATCH_ARGS="${CHATPATCH_ARGS:-}" \
         MAX_BODY="${MAX_BODY:-}" PG_EXTRA_CONF="${PG_EXTRA_CONF:-}" PGBIN="${PGBIN:-}" \
         bash "$_private_stack_script" "$@"

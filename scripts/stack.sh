@@ -12,7 +12,10 @@
 #   STACK_DIR      <repo>/var      everything the stack writes
 #   PORT           8080            nginx on 127.0.0.1:PORT
 #   PGPORT         55432           PostgreSQL port (unix socket only)
-#   WORKERS        16              worker processes
+#   WORKERS        4               worker processes
+#   DB_CONNECTIONS 8               PostgreSQL connections of each worker
+#                                  (--db-connections; README, How many
+#                                  workers)
 #   CHATPATCH_BIN  build/chatpatch
 #   CHATPATCH_ARGS ""              extra worker arguments
 #   MAX_BODY       65536           body limit, nginx and workers alike
@@ -61,7 +64,8 @@ PGPORT=${PGPORT:-55432}
 PGBOUNCER=${PGBOUNCER:-0}
 PGBOUNCER_PORT=${PGBOUNCER_PORT:-$((PGPORT + 1))}
 WORKERS_VIA_PGBOUNCER=${WORKERS_VIA_PGBOUNCER:-$PGBOUNCER}
-WORKERS=${WORKERS:-16}
+WORKERS=${WORKERS:-4}
+DB_CONNECTIONS=${DB_CONNECTIONS:-8}
 CHATPATCH_BIN=${CHATPATCH_BIN:-$ROOT/build/chatpatch}
 CHATPATCH_ARGS=${CHATPATCH_ARGS:-}
 MAX_BODY=${MAX_BODY:-65536}
@@ -328,7 +332,7 @@ start_workers() {
     # Only nginx's workers (their group) may connect to the socket.
     DATABASE_URL=$(workers_database_url) DATABASE_STATEMENTS=$([ "$WORKERS_VIA_PGBOUNCER" = 1 ] &&
         echo unnamed || echo prepared) setsid "$CHATPATCH_BIN" \
-        --listen "$SOCKET" --workers "$WORKERS" \
+        --listen "$SOCKET" --workers "$WORKERS" --db-connections "$DB_CONNECTIONS" \
         --socket-mode 0660 --socket-group "$NGINX_GROUP" \
         --max-body "$MAX_BODY" "${args[@]}" \
         </dev/null >>"$LOG_DIR/chatpatch.log" 2>&1 &
@@ -364,7 +368,7 @@ stop_workers() {
 # The knobs that must be positive integers, checked before anything starts.
 check_knobs() {
     local knob
-    for knob in WORKERS NGINX_WORKER_CONNECTIONS LIMIT_CONN LIMIT_REQ_RATE LIMIT_REQ_BURST; do
+    for knob in WORKERS DB_CONNECTIONS NGINX_WORKER_CONNECTIONS LIMIT_CONN LIMIT_REQ_RATE LIMIT_REQ_BURST; do
         [[ ${!knob} =~ ^[1-9][0-9]{0,8}$ ]] ||
             die "$knob must be a positive integer, not '${!knob}'"
     done

@@ -56,7 +56,8 @@ def test_man_page_renders_without_warnings(staged):
     text = re.sub(r".\x08", "", proc.stdout)  # grotty's overstrikes (bold, underline)
     assert re.search(r"^CHATPATCH\(8\)", text, re.M), text[:300]
     assert "chatpatch 1." in text or re.search(r"chatpatch \d+\.\d+\.\d+", text), text[-300:]
-    for word in ("--listen", "--workers", "--log-file", "--statement-timeout", "SIGHUP",
+    for word in ("--listen", "--workers", "--log-file", "--statement-timeout",
+                 "--db-connections", "SIGHUP",
                  "SIGTERM", "SIGUSR1", "LISTEN_FDS", "DATABASE_URL",
                  "/usr/local/share/chatpatch/"):
         assert word in text, f"{word} missing from the man page"

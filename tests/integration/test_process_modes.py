@@ -63,7 +63,7 @@ KILL_TIMEOUT_S = 20.0
 
 USAGE_START = "Usage: chatpatch"  # GNU
 OPTIONS_IN_USAGE = ["--listen", "--workers", "--socket-mode", "--max-body", "--statement-timeout",
-                    "--log-level"]
+                    "--db-connections", "--log-level"]
 
 
 def chatpatch_bin(stack):
@@ -705,6 +705,8 @@ def test_help_exits_0_with_usage(stack):
     ["--socket-mode", "0999"],
     ["--max-body", "0"],
     ["--statement-timeout", "-5"],
+    ["--db-connections", "0"],
+    ["--db-connections", "33"],
 ], ids=lambda a: " ".join(a))
 def test_bad_usage_exits_2(stack, short_dir, args):
     proc = subprocess.run([chatpatch_bin(stack), *args], env=worker_env(stack),
@@ -861,3 +863,62 @@ def test_no_second_database_connection_waits_instead(spawn, short_dir, stack, db
         db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
                    (role,))
         db.execute(f'DROP ROLE "{role}"')
+
+
+def test_db_connections_sets_how_many_a_worker_opens(spawn, short_dir, stack, db, recoup_world):
+    """--db-connections 3: while two PATCHes wait on row locks, each on a
+    database connection of its own, a third PATCH of the same worker goes
+    on a third connection and is answered at once; no fourth is opened.
+    With two connections it would wait for a lock."""
+    w = recoup_world
+    sock_path = short_dir / "three.sock"
+    pool = spawn(["--listen", str(sock_path), "--workers", "1", "--db-connections", "3"],
+                 address=str(sock_path), env=worker_env(stack))
+    pool.wait_children(1)
+    pool.wait_serving()
+    chats = [w.chat_id, recoup_new_chat(db, w.session_id), recoup_new_chat(db, w.session_id)]
+    kept = [KeptConnection(str(sock_path)) for _ in chats]
+    pool.keep += kept  # closed at the end, should a check fail
+    try:
+        for conn, chat in zip(kept, chats):
+            check_recoup_200(recoup_patch(conn, w, "unlocked", chat_id=chat), db, w, "unlocked",
+                             chat_id=chat)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{pool.describe()}\n{database_errors(stack)}") from None
+
+    locker = psycopg.connect(stack["DATABASE_URL"], autocommit=False, row_factory=dict_row)
+    answers = {}
+    waiters = []
+    try:
+        locker.execute("SELECT 1 FROM recoup.chats WHERE id = ANY(%s) FOR UPDATE",
+                       (chats[:2],))
+        for i in range(2):
+            waiters.append(threading.Thread(target=lambda i=i: answers.update(
+                {i: recoup_patch(kept[i], w, f"locked {i}", chat_id=chats[i])})))
+            waiters[-1].start()
+            deadline = time.monotonic() + 5
+            while lock_waiters(db) < i + 1:
+                assert time.monotonic() < deadline, f"PATCH {i} never waited on its lock"
+                time.sleep(0.02)
+        t0 = time.monotonic()
+        resp = recoup_patch(kept[2], w, "third", chat_id=chats[2])
+        elapsed = time.monotonic() - t0
+        both_held = lock_waiters(db) == 2 and all(th.is_alive() for th in waiters)
+        locker.commit()
+        for th in waiters:
+            th.join(10)
+    finally:
+        locker.close()
+    try:
+        check_recoup_200(resp, db, w, "third", chat_id=chats[2])
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{pool.describe()}\n{database_errors(stack)}") from None
+    assert elapsed < 1.0, f"held up {elapsed:.2f} s behind the locked rows"
+    assert both_held, "the locks did not hold the first two"
+    assert not any(th.is_alive() for th in waiters), "a locked PATCH was not answered"
+    for i in range(2):
+        check_recoup_200(answers[i], db, w, f"locked {i}", chat_id=chats[i])
+    log = pool.log_path.read_text()
+    assert "connection 3 connected" in log and "connection 4 connected" not in log, log[-2000:]
+    for conn in kept:  # the stopping worker waits for them (SIGTERM)
+        conn.close()
