@@ -199,27 +199,20 @@ static void read_body(struct request *req, request_reader read, void *ctx, size_
                       size_t max_body, size_t declared)
 {
     size_t cap = limit < max_body + 1 ? limit : max_body + 1;
-    size_t size = declared < cap ? declared + 1 : cap;
-    size_t n = 0;
+    struct buf body = {0};
 
-    req->body = malloc(size + 1);
-    if (!req->body)
-        abort();
-    while (n < cap) {
-        if (n == size) { /* the host declared less than it sends */
-            size = size > cap / 2 ? cap : 2 * size;
-            req->body = realloc(req->body, size + 1);
-            if (!req->body)
-                abort();
-        }
-        size_t got = read(ctx, req->body + n, size - n);
+    buf_reserve(&body, declared < cap ? declared + 1 : cap);
+    while (body.len < cap) {
+        buf_reserve(&body, 1); /* full: the host declared less than it sends */
+        size_t room = body.cap - 1 - body.len, left = cap - body.len;
+        size_t got = read(ctx, body.data + body.len, room < left ? room : left);
         if (got == 0)
             break;
-        n += got;
+        body.len += got;
     }
-    req->body[n] = '\0';
-    req->body_len = n;
-    if (n > max_body) {
+    body.data[body.len] = '\0';
+    req->body = buf_take(&body, &req->body_len);
+    if (req->body_len > max_body) {
         req->body_too_large = true;
         req->body_len = 0;
         req->body[0] = '\0';

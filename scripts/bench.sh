@@ -130,7 +130,8 @@ done
 log "starting $WORKERS workers through pgbouncer on $BOUNCER_SOCKET"
 DATABASE_URL="postgresql://chatpatch_worker@/$PGDATABASE?host=$PGHOST&port=$PGBOUNCER_PORT" \
     DATABASE_STATEMENTS=unnamed setsid "$CHATPATCH_BIN" --listen "$BOUNCER_SOCKET" \
-    --workers "$WORKERS" --db-connections "$DB_CONNECTIONS" --socket-mode 0660 --socket-group "$([ "$(id -u)" = 0 ] && echo nogroup || id -gn)" \
+    --workers "$WORKERS" --db-connections "$DB_CONNECTIONS" \
+    --socket-mode 0660 --socket-group "$([ "$(id -u)" = 0 ] && echo nogroup || id -gn)" \
     --max-body "$MAX_BODY" \
     </dev/null >"$OUT/raw/bouncer-pool.log" 2>&1 &
 bouncer_pid=$!

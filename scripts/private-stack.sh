@@ -11,8 +11,8 @@
 #
 # The caller sets STACK_DIR, CHATPATCH_BIN and WORKERS; DB_CONNECTIONS,
 # CHATPATCH_ARGS, MAX_BODY, PG_EXTRA_CONF and PGBIN reach stack.sh when set
-# (its defaults otherwise). Messages go to stderr as "NAME: ..."; NAME_KEEP_STACK=1 (NAME
-# in capitals) leaves the stack folder behind.
+# (its defaults otherwise). Messages go to stderr as "NAME: ...";
+# NAME_KEEP_STACK=1 (NAME in capitals) leaves the stack folder behind.
 
 _private_stack_script=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/stack.sh
 _private_stack_name=''

@@ -2,8 +2,9 @@
 // bench/peer/server.js: the Node peer of `make bench`. The Recoup route
 // (SPEC section 3) as the products' own services are built: Fastify 4 and
 // node-postgres 8, one process, a pool of PEER_POOL connections (as many as
-// chatpatch's workers may open), one prepared statement per request. scripts/bench.sh starts
-// it on a unix socket behind the stack's nginx (HTTP/1.1 upstream keepalive).
+// chatpatch's workers may open), one prepared statement per request.
+// scripts/bench.sh starts it on a unix socket behind the stack's nginx
+// (HTTP/1.1 upstream keepalive).
 //
 // It has to give the same answers as chatpatch, or the comparison means
 // nothing: bench/peercheck.py compares the two before every measurement.
