@@ -20,6 +20,7 @@ Cases:
   --log-level, --help, unknown options           exit statuses
 """
 
+import contextlib
 import json
 import os
 import re
@@ -769,65 +770,91 @@ def database_errors(stack, lines=400):
     return "postgres.log:\n" + "\n".join(l for l in tail if "ERROR" in l or "FATAL" in l)
 
 
-def behind_a_lock(spawn, short_dir, stack, db, w, release_after_s, database_url=None,
-                  after_warm_up=lambda: None):
-    """One worker with two kept connections (as nginx keeps them): a PATCH
-    of w's chat on the first waits on a row lock held for release_after_s;
-    0.1 s after it waits, a PATCH of another chat of w's goes on the second.
-    after_warm_up() runs between a first PATCH on each and the lock.
-    Checks both answered 200 and their rows; returns the second's time,
-    whether the first was still held by the lock (and its row unchanged)
-    when the second was answered, and the pool."""
+@contextlib.contextmanager
+def described(pool, stack):
+    """A failed check inside also shows the pool's log and PostgreSQL's
+    errors: a warm-up PATCH that got 503 says why."""
+    try:
+        yield
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{pool.describe()}\n{database_errors(stack)}") from None
+
+
+def behind_locks(spawn, short_dir, stack, db, w, release_after_s, locked=1, args=(),
+                 database_url=None, after_warm_up=lambda: None):
+    """One worker (with args) and locked + 1 connections to it, kept as
+    nginx keeps them, each first warmed with a PATCH of a chat of its own
+    (the first connection's is w's chat); after_warm_up() runs then. Row
+    locks on the first `locked` chats; a PATCH of each on its connection,
+    one after the other waiting on its lock; then a PATCH on the last
+    connection, timed. The locks go when it is answered or after
+    release_after_s, whichever comes first. Checks every answer is 200
+    with its row; returns the timed PATCH's seconds, whether the locked
+    ones were all still waiting (their rows unchanged) when it was
+    answered, and the pool."""
     sock_path = short_dir / "lock.sock"
     env = worker_env(stack, **({"DATABASE_URL": database_url} if database_url else {}))
-    pool = spawn(["--listen", str(sock_path), "--workers", "1"], address=str(sock_path),
+    pool = spawn(["--listen", str(sock_path), "--workers", "1", *args], address=str(sock_path),
                  env=env)
     pool.wait_children(1)
     pool.wait_serving()
-    other_chat = recoup_new_chat(db, w.session_id)
-    first, second = KeptConnection(str(sock_path)), KeptConnection(str(sock_path))
-    pool.keep += [first, second]  # closed at the end, should a check fail
-    # Both connections held by the one worker, kept for their next request.
-    try:
-        check_recoup_200(recoup_patch(first, w, "first, unlocked"), db, w, "first, unlocked")
-        check_recoup_200(recoup_patch(second, w, "second, unlocked", chat_id=other_chat), db,
-                         w, "second, unlocked", chat_id=other_chat)
-    except AssertionError as e:
-        raise AssertionError(f"{e}\n{pool.describe()}\n{database_errors(stack)}") from None
+    chats = [w.chat_id] + [recoup_new_chat(db, w.session_id) for _ in range(locked)]
+    kept = [KeptConnection(str(sock_path)) for _ in chats]
+    pool.keep += kept  # closed at the end, should a check fail
+    with described(pool, stack):
+        for conn, chat in zip(kept, chats):
+            check_recoup_200(recoup_patch(conn, w, "unlocked", chat_id=chat), db, w, "unlocked",
+                             chat_id=chat)
     after_warm_up()
 
     locker = psycopg.connect(stack["DATABASE_URL"], autocommit=False, row_factory=dict_row)
-    blocked = {}
+    released = threading.Event()
+
+    def release():
+        locker.commit()
+        released.set()
+
+    answers = {}
+    waiters = []
+    timer = threading.Timer(release_after_s, release)
     try:
-        locker.execute("SELECT 1 FROM recoup.chats WHERE id = %s FOR UPDATE", (w.chat_id,))
-        waiter = threading.Thread(
-            target=lambda: blocked.update(resp=recoup_patch(first, w, "after the lock")))
-        waiter.start()
-        deadline = time.monotonic() + 5
-        while lock_waiters(db) == 0:
-            assert time.monotonic() < deadline, "the first PATCH never waited on the lock"
-            time.sleep(0.02)
-        release = threading.Timer(release_after_s, locker.commit)
-        release.start()
-        # The worker's other database connection has nothing in flight, so
-        # the second statement goes there, not behind the locked one
-        # (db.c, next_lane()); a statement sent once both had some would
-        # wait 20 ms for one to answer (STUCK_US).
+        locker.execute("SELECT 1 FROM recoup.chats WHERE id = ANY(%s) FOR UPDATE",
+                       (chats[:locked],))
+        for i in range(locked):
+            waiters.append(threading.Thread(target=lambda i=i: answers.update(
+                {i: recoup_patch(kept[i], w, f"locked {i}", chat_id=chats[i])})))
+            waiters[-1].start()
+            deadline = time.monotonic() + 5
+            while lock_waiters(db) < i + 1:
+                assert time.monotonic() < deadline, f"locked PATCH {i} never waited on its lock"
+                time.sleep(0.02)
+        timer.start()
+        # Each locked statement went on a database connection of its own
+        # (db.c, next_lane(): one with nothing in flight first); the timed
+        # one goes on another if the worker has one, else behind a lock.
         t0 = time.monotonic()
-        resp = recoup_patch(second, w, "not held up", chat_id=other_chat)
+        resp = recoup_patch(kept[-1], w, "not held up", chat_id=chats[-1])
         elapsed = time.monotonic() - t0
-        check_recoup_200(resp, db, w, "not held up", chat_id=other_chat)
-        first_held = (waiter.is_alive() and lock_waiters(db) == 1
-                      and fetch_recoup_chat(db, w.chat_id)["title"] == "first, unlocked")
-        release.join()
-        waiter.join(10)
+        held = (lock_waiters(db) == locked and all(th.is_alive() for th in waiters)
+                and all(fetch_recoup_chat(db, chat)["title"] == "unlocked"
+                        for chat in chats[:locked]))
+        timer.cancel()
+        timer.join()
+        if not released.is_set():
+            release()
+        for th in waiters:
+            th.join(10)
     finally:
+        timer.cancel()
         locker.close()
-    assert not waiter.is_alive(), "the first PATCH was not answered after the lock went"
-    check_recoup_200(blocked["resp"], db, w, "after the lock")
-    for kept in (first, second):  # the stopping worker waits for them (SIGTERM)
-        kept.close()
-    return elapsed, first_held, pool
+    with described(pool, stack):
+        check_recoup_200(resp, db, w, "not held up", chat_id=chats[-1])
+        assert not any(th.is_alive() for th in waiters), "a locked PATCH was not answered"
+        for i in range(locked):
+            check_recoup_200(answers[i], db, w, f"locked {i}", chat_id=chats[i])
+    for conn in kept:  # the stopping worker waits for them (SIGTERM)
+        conn.close()
+    return elapsed, held, pool
 
 
 def test_a_row_lock_holds_up_no_request_of_another_connection(spawn, short_dir, stack, db,
@@ -836,9 +863,9 @@ def test_a_row_lock_holds_up_no_request_of_another_connection(spawn, short_dir, 
     worker's other kept connection is answered at once (the worker sends
     it on a second database connection); the first lands when the lock
     goes."""
-    elapsed, first_held, pool = behind_a_lock(spawn, short_dir, stack, db, recoup_world, 3.0)
+    elapsed, held, pool = behind_locks(spawn, short_dir, stack, db, recoup_world, 3.0)
     assert elapsed < 1.0, f"held up {elapsed:.2f} s behind the locked row"
-    assert first_held, "the lock did not hold the first"
+    assert held, "the lock did not hold the first"
     assert "connection 2 connected" in pool.log_path.read_text()
 
 
@@ -854,9 +881,9 @@ def test_no_second_database_connection_waits_instead(spawn, short_dir, stack, db
         # The limit once the worker has its connection: a worker that
         # reconnects (its first closed backend may still count for a
         # moment) is not what this test is about.
-        elapsed, _, pool = behind_a_lock(
-            spawn, short_dir, stack, db, recoup_world, 1.0, url,
-            lambda: db.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT 1'))
+        elapsed, _, pool = behind_locks(
+            spawn, short_dir, stack, db, recoup_world, 1.0, database_url=url,
+            after_warm_up=lambda: db.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT 1'))
         assert elapsed >= 0.5, f"answered after {elapsed:.2f} s, before the lock went"
         assert "cannot connect" in pool.log_path.read_text()
     finally:
@@ -870,55 +897,9 @@ def test_db_connections_sets_how_many_a_worker_opens(spawn, short_dir, stack, db
     database connection of its own, a third PATCH of the same worker goes
     on a third connection and is answered at once; no fourth is opened.
     With two connections it would wait for a lock."""
-    w = recoup_world
-    sock_path = short_dir / "three.sock"
-    pool = spawn(["--listen", str(sock_path), "--workers", "1", "--db-connections", "3"],
-                 address=str(sock_path), env=worker_env(stack))
-    pool.wait_children(1)
-    pool.wait_serving()
-    chats = [w.chat_id, recoup_new_chat(db, w.session_id), recoup_new_chat(db, w.session_id)]
-    kept = [KeptConnection(str(sock_path)) for _ in chats]
-    pool.keep += kept  # closed at the end, should a check fail
-    try:
-        for conn, chat in zip(kept, chats):
-            check_recoup_200(recoup_patch(conn, w, "unlocked", chat_id=chat), db, w, "unlocked",
-                             chat_id=chat)
-    except AssertionError as e:
-        raise AssertionError(f"{e}\n{pool.describe()}\n{database_errors(stack)}") from None
-
-    locker = psycopg.connect(stack["DATABASE_URL"], autocommit=False, row_factory=dict_row)
-    answers = {}
-    waiters = []
-    try:
-        locker.execute("SELECT 1 FROM recoup.chats WHERE id = ANY(%s) FOR UPDATE",
-                       (chats[:2],))
-        for i in range(2):
-            waiters.append(threading.Thread(target=lambda i=i: answers.update(
-                {i: recoup_patch(kept[i], w, f"locked {i}", chat_id=chats[i])})))
-            waiters[-1].start()
-            deadline = time.monotonic() + 5
-            while lock_waiters(db) < i + 1:
-                assert time.monotonic() < deadline, f"PATCH {i} never waited on its lock"
-                time.sleep(0.02)
-        t0 = time.monotonic()
-        resp = recoup_patch(kept[2], w, "third", chat_id=chats[2])
-        elapsed = time.monotonic() - t0
-        both_held = lock_waiters(db) == 2 and all(th.is_alive() for th in waiters)
-        locker.commit()
-        for th in waiters:
-            th.join(10)
-    finally:
-        locker.close()
-    try:
-        check_recoup_200(resp, db, w, "third", chat_id=chats[2])
-    except AssertionError as e:
-        raise AssertionError(f"{e}\n{pool.describe()}\n{database_errors(stack)}") from None
+    elapsed, held, pool = behind_locks(spawn, short_dir, stack, db, recoup_world, 3.0,
+                                       locked=2, args=["--db-connections", "3"])
     assert elapsed < 1.0, f"held up {elapsed:.2f} s behind the locked rows"
-    assert both_held, "the locks did not hold the first two"
-    assert not any(th.is_alive() for th in waiters), "a locked PATCH was not answered"
-    for i in range(2):
-        check_recoup_200(answers[i], db, w, f"locked {i}", chat_id=chats[i])
+    assert held, "the locks did not hold the first two"
     log = pool.log_path.read_text()
     assert "connection 3 connected" in log and "connection 4 connected" not in log, log[-2000:]
-    for conn in kept:  # the stopping worker waits for them (SIGTERM)
-        conn.close()
