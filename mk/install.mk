@@ -32,11 +32,14 @@ build/chatpatch.8: build/chatpatch doc/chatpatch.h2m | deps-man
 	    --output=$@ ./build/chatpatch
 
 # The units name the binary and the man page names folders: rewritten for
-# the PREFIX given.
+# the PREFIX given. share/chatpatch/errors holds the hosts' own answers in
+# the APIs' JSON, which Apache's and lighttpd's recipes read: the installed
+# binary's --print-errors.
 install: build/chatpatch build/chatpatch.8
 	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
 	    $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/nginx
 	$(INSTALL) -m 0755 build/chatpatch $(DESTDIR)$(SBINDIR)/chatpatch
+	umask 022 && ./build/chatpatch --print-errors $(DESTDIR)$(DATADIR)/errors
 	sed -e 's|/usr/local/share/chatpatch|$(DATADIR)|g' \
 	    -e 's|/usr/local/lib/systemd/system|$(UNITDIR)|g' build/chatpatch.8 \
 	    > $(DESTDIR)$(MANDIR)/man8/chatpatch.8

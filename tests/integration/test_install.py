@@ -1,8 +1,9 @@
 """`make install` as a package build runs it (issue 10; README "Install
 layout"), and what an ops person checks afterwards: the tree is the one
 the README documents, the man page renders without a warning, --help and
---version follow GNU, the systemd units pass systemd-analyze verify, and
-the installed migration runner finds its SQL.
+--version follow GNU, the systemd units pass systemd-analyze verify, the
+error bodies the hosts' recipes read are the installed binary's, and the
+installed migration runner finds its SQL.
 """
 
 import os
@@ -24,11 +25,16 @@ def make_install(dest, *args):
 
 
 def documented_tree():
-    """The files README lists under "Install layout", relative to PREFIX."""
+    """The files README lists under "Install layout", relative to PREFIX; a
+    name ending in / is a folder, whose files are checked on their own."""
     m = README_TREE.search((REPO / "README.md").read_text())
     assert m, "README has no <!-- install-tree --> block"
     return sorted(line.split("#")[0].strip() for line in m.group(1).splitlines()
                   if line.split("#")[0].strip())
+
+
+def files_under(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +46,29 @@ def staged(tmp_path_factory):
 
 def test_tree_is_the_documented_one(staged):
     prefix = staged / "usr" / "local"
-    got = sorted(str(p.relative_to(prefix)) for p in prefix.rglob("*") if p.is_file())
+    documented = documented_tree()
+    folders = [d for d in documented if d.endswith("/")]
+    got = sorted({next((d for d in folders if f.startswith(d)), f) for f in files_under(prefix)})
     assert not [p for p in staged.rglob("*") if p.is_file()
                 and not str(p).startswith(str(prefix))], "files outside PREFIX"
-    assert got == documented_tree()
+    assert got == documented
     assert os.access(prefix / "sbin" / "chatpatch", os.X_OK)
+
+
+def test_error_bodies_are_the_installed_binarys(staged, tmp_path):
+    """The hosts' recipes read their JSON error bodies from
+    share/chatpatch/errors: make install wrote there exactly what the
+    installed binary's --print-errors writes, readable by the web server."""
+    installed = staged / "usr/local/share/chatpatch/errors"
+    proc = subprocess.run([staged / "usr/local/sbin/chatpatch", "--print-errors",
+                           tmp_path / "errors"], capture_output=True, text=True, timeout=15)
+    assert proc.returncode == 0, proc.stderr
+    want = files_under(tmp_path / "errors")
+    assert "413.json" in want and "api/sessions/413.json" in want, want
+    assert files_under(installed) == want
+    for name in want:
+        assert (installed / name).read_bytes() == (tmp_path / "errors" / name).read_bytes(), name
+        assert (installed / name).stat().st_mode & 0o444 == 0o444, name
 
 
 def test_man_page_renders_without_warnings(staged):
