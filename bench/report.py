@@ -300,7 +300,8 @@ def render(meta, runs):
         f"  {meta['seconds']} s per run, {meta['rounds']} round(s), concurrency {' '.join(map(str, meta['concurrency']))},"
         f" {meta['chats']:,} chats per API (loaded in {meta['load_s']:.0f} s), {meta['workers']} workers x"
         f" {meta.get('db_connections', 2)} database connections = the peer's pool size, {meta['threads']} client"
-        f" threads, {meta.get('warmup_s', 0)} s warm-up",
+        f" threads, {meta.get('warmup_s', 0)} s warm-up, nginx worker_processes"
+        f" {meta.get('nginx_workers', 'auto')}",
         f"  {meta.get('versions', '')}",
         "  ceiling: pgbench -M prepared, the worker's own statement and values; chatpatch and the peer (Node,",
         "  Fastify + node-postgres; Recoup only): wrk through the same nginx, every answer's status and body checked",

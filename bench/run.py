@@ -55,6 +55,7 @@ class Config:
         self.threads = env_int("BENCH_THREADS", os.cpu_count() or 1)
         self.workers = env_int("WORKERS", 4)
         self.db_connections = env_int("DB_CONNECTIONS", 8)
+        self.nginx_workers = e.get("NGINX_WORKERS") or "auto"
         self.hostile_conc = env_int("BENCH_HOSTILE_CONCURRENCY", 8)
         self.timeout = env_int("BENCH_TIMEOUT", 5)
         self.warmup = env_int("BENCH_WARMUP", 3, minimum=0)
@@ -401,7 +402,7 @@ def main():
 
     meta = {
         "seconds": cfg.seconds, "chats": cfg.chats, "rounds": cfg.rounds, "workers": cfg.workers,
-        "db_connections": cfg.db_connections,
+        "db_connections": cfg.db_connections, "nginx_workers": cfg.nginx_workers,
         "threads": cfg.threads, "concurrency": cfg.concurrency, "apis": cfg.apis,
         "hostile_concurrency": cfg.hostile_conc, "timeout_s": cfg.timeout, "cpus": os.cpu_count(),
         "warmup_s": cfg.warmup, "settings": dict(settings),

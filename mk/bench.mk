@@ -41,6 +41,7 @@ bench: build/chatpatch build/bench/sqltext $(PEER_DIR)/node_modules/.package-loc
 	@BENCH_DEPS_DONE=1 BENCH_SECONDS='$(BENCH_SECONDS)' BENCH_CHATS='$(BENCH_CHATS)' \
 	    BENCH_ROUNDS='$(BENCH_ROUNDS)' BENCH_CONCURRENCY='$(BENCH_CONCURRENCY)' \
 	    WORKERS='$(or $(WORKERS),4)' DB_CONNECTIONS='$(or $(DB_CONNECTIONS),8)' \
+	    NGINX_WORKERS='$(NGINX_WORKERS)' \
 	    bash scripts/bench.sh
 
 # Each API's statement and the peer's, in PostgreSQL instructions per

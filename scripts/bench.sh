@@ -22,6 +22,7 @@
 #   BENCH_APIS         "recoup neptun leanmcp"
 #   BENCH_TIMEOUT      5           seconds after which wrk counts a timeout
 #   BENCH_KEEP_STACK=1             leave the stack folder (logs) behind
+#   NGINX_WORKERS      CPUs / 4, at least 1  nginx's worker_processes (stack.sh)
 #   PG_EXTRA_CONF, CHATPATCH_ARGS, MAX_BODY: passed to scripts/stack.sh
 set -euo pipefail
 export LC_ALL=C
@@ -167,6 +168,7 @@ done
 # ---- the measurements ----------------------------------------------------------------
 
 ROOT=$ROOT BENCH_OUT=$OUT SQLTEXT=$SQLTEXT PGBIN=$PGBIN WORKERS=$WORKERS DB_CONNECTIONS=$DB_CONNECTIONS \
+    NGINX_WORKERS="$(sed -n 's/^worker_processes \(.*\);/\1/p' "$STACK_DIR/nginx/nginx.conf")" \
     BENCH_CONCURRENCY=$BENCH_CONCURRENCY BASE_URL=$BASE_URL PEER_URL=$PEER_URL \
     BOUNCER_URL=$BOUNCER_URL BOUNCER_POOL_PID=$bouncer_pid \
     PGBOUNCER_PID=$(head -n 1 "$STACK_DIR/run/pgbouncer.pid") \

@@ -34,6 +34,8 @@
 #                                  e.g. a primary and a standby with
 #                                  target_session_attrs=read-write (README,
 #                                  "A primary and a standby")
+#   NGINX_WORKERS  CPUs / 4, at least 1  nginx's worker_processes (a number or
+#                                  auto; README, Tuning)
 #   FASTCGI_KEEPALIVE 32           idle connections to the workers nginx keeps
 #                                  per worker process (the upstream's
 #                                  keepalive); 0: a connection per request
@@ -71,6 +73,7 @@ CHATPATCH_ARGS=${CHATPATCH_ARGS:-}
 MAX_BODY=${MAX_BODY:-65536}
 PG_EXTRA_CONF=${PG_EXTRA_CONF:-}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+NGINX_WORKERS=${NGINX_WORKERS:-$((($(nproc) + 3) / 4))}
 NGINX_WORKER_CONNECTIONS=${NGINX_WORKER_CONNECTIONS:-4096}
 FASTCGI_KEEPALIVE=${FASTCGI_KEEPALIVE:-32}
 LIMIT_CONN=${LIMIT_CONN:-32}
@@ -372,6 +375,8 @@ check_knobs() {
         [[ ${!knob} =~ ^[1-9][0-9]{0,8}$ ]] ||
             die "$knob must be a positive integer, not '${!knob}'"
     done
+    [[ $NGINX_WORKERS =~ ^(auto|[1-9][0-9]{0,3})$ ]] ||
+        die "NGINX_WORKERS must be auto or a positive integer, not '$NGINX_WORKERS'"
     [[ $FASTCGI_KEEPALIVE =~ ^(0|[1-9][0-9]{0,5})$ ]] ||
         die "FASTCGI_KEEPALIVE must be 0 or a positive integer, not '$FASTCGI_KEEPALIVE'"
     # nginx's own bound for limit_conn.
@@ -421,6 +426,7 @@ render_nginx() {
         -e "s|@MAX_BODY@|$MAX_BODY|g" \
         -e "s|@NGINX_USER@|$(sed_repl "$user_line")|g" \
         -e "s|@NGINX_RLIMIT_NOFILE@|$nofile|g" \
+        -e "s|@NGINX_WORKERS@|$NGINX_WORKERS|g" \
         -e "s|@NGINX_WORKER_CONNECTIONS@|$NGINX_WORKER_CONNECTIONS|g" \
         "$src/nginx.conf.in" | sed_limits >"$NGINX_CONF"
     if [ "$FASTCGI_KEEPALIVE" = 0 ]; then

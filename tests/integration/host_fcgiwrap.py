@@ -85,6 +85,7 @@ class NginxFcgiwrap(Host):
             "@MAX_BODY@": str(MAX_BODY),
             "@NGINX_USER@": f"user {user[0]} {user[1]};" if user else "# not root",
             "@NGINX_RLIMIT_NOFILE@": "8192",
+            "@NGINX_WORKERS@": "auto",
             "@NGINX_WORKER_CONNECTIONS@": "4096",
         }.items():
             conf = conf.replace(key, value)

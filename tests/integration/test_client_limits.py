@@ -403,6 +403,7 @@ def test_request_rate_per_client(stack, db, recoup_chat):
     ("LIMIT_CONN", "65536", "LIMIT_CONN must be at most 65535, not '65536'"),
     ("LIMIT_REQ_RATE", "10r/s", "LIMIT_REQ_RATE must be a positive integer, not '10r/s'"),
     ("NGINX_WORKER_CONNECTIONS", "4k", "NGINX_WORKER_CONNECTIONS must be a positive integer"),
+    ("NGINX_WORKERS", "0", "NGINX_WORKERS must be auto or a positive integer, not '0'"),
 ])
 def test_bad_limit_knob_starts_nothing(stack, knob, value, message):
     """A limit nginx would refuse stops stack.sh up before it starts anything."""
