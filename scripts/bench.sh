@@ -168,7 +168,7 @@ done
 # ---- the measurements ----------------------------------------------------------------
 
 ROOT=$ROOT BENCH_OUT=$OUT SQLTEXT=$SQLTEXT PGBIN=$PGBIN WORKERS=$WORKERS DB_CONNECTIONS=$DB_CONNECTIONS \
-    NGINX_WORKERS="$(sed -n 's/^worker_processes \(.*\);/\1/p' "$STACK_DIR/nginx/nginx.conf")" \
+    NGINX_WORKERS=$NGINX_WORKERS \
     BENCH_CONCURRENCY=$BENCH_CONCURRENCY BASE_URL=$BASE_URL PEER_URL=$PEER_URL \
     BOUNCER_URL=$BOUNCER_URL BOUNCER_POOL_PID=$bouncer_pid \
     PGBOUNCER_PID=$(head -n 1 "$STACK_DIR/run/pgbouncer.pid") \

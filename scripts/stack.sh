@@ -524,6 +524,7 @@ write_env() {
         # spawns the binary itself (tests/integration/hosts.py).
         echo "CHATPATCH_SOCKET=$(q "$SOCKET")"
         echo "WORKER_DATABASE_URL=$(q "$(workers_database_url)")"
+        echo "NGINX_WORKERS=$(q "$NGINX_WORKERS")"
     } >"$STACK_DIR/stack.env"
 }
 
