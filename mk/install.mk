@@ -34,11 +34,13 @@ build/chatpatch.8: build/chatpatch doc/chatpatch.h2m | deps-man
 # The units name the binary and the man page names folders: rewritten for
 # the PREFIX given. share/chatpatch/errors holds the hosts' own answers in
 # the APIs' JSON, which Apache's and lighttpd's recipes read: the installed
-# binary's --print-errors.
+# binary's --print-errors, and nothing else, so an upgrade drops the bodies
+# of a route the new binary no longer serves.
 install: build/chatpatch build/chatpatch.8
 	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
 	    $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(DATADIR)/nginx
 	$(INSTALL) -m 0755 build/chatpatch $(DESTDIR)$(SBINDIR)/chatpatch
+	rm -rf $(DESTDIR)$(DATADIR)/errors
 	umask 022 && ./build/chatpatch --print-errors $(DESTDIR)$(DATADIR)/errors
 	sed -e 's|/usr/local/share/chatpatch|$(DATADIR)|g' \
 	    -e 's|/usr/local/lib/systemd/system|$(UNITDIR)|g' build/chatpatch.8 \

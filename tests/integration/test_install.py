@@ -71,6 +71,20 @@ def test_error_bodies_are_the_installed_binarys(staged, tmp_path):
         assert (installed / name).stat().st_mode & 0o444 == 0o444, name
 
 
+def test_upgrade_drops_error_bodies_of_a_route_gone(tmp_path):
+    """An install over an older one whose binary served a route this one
+    does not: the hosts' recipes would still map that route's errors to
+    the old bodies, so the folder is the new binary's and nothing else."""
+    errors = tmp_path / "usr/local/share/chatpatch/errors"
+    (errors / "api/retired").mkdir(parents=True)
+    (errors / "api/retired/413.json").write_text('{"error":"old"}\n')
+    (errors / "routes.tsv").write_text("retired\t/api/retired/\tPATCH\t-\n")
+    make_install(tmp_path)
+    assert not (errors / "api/retired").exists(), files_under(errors)
+    assert "retired" not in (errors / "routes.tsv").read_text()
+    assert "api/sessions/413.json" in files_under(errors)
+
+
 def test_man_page_renders_without_warnings(staged):
     page = staged / "usr/local/share/man/man8/chatpatch.8"
     proc = subprocess.run(["man", "--warnings", "-l", str(page)], capture_output=True,
