@@ -305,8 +305,10 @@ def render(meta, runs):
         f"  {meta.get('versions', '')}",
         "  ceiling: pgbench -M prepared, the worker's own statement and values; chatpatch and the peer (Node,",
         "  Fastify + node-postgres; Recoup only): wrk through the same nginx, every answer's status and body checked",
-        "",
     ]
+    if meta.get("vacuum_before_each_run"):
+        head.append("  autovacuum off; a VACUUM before each run, outside its CPU window (bench/run.py, vacuum())")
+    head.append("")
     body = []
     for api in meta["apis"]:
         body += api_table(meta, m, api) + [""] + cpu_table(meta, m, api) + [""]

@@ -112,6 +112,12 @@ class RenderTest(unittest.TestCase):
         self.assertTrue(failed)
         self.assertIn("chatpatch healthz c=32 round 1: 3 answers with an unexpected body", text)
 
+    def test_header_says_how_vacuum_ran(self):
+        line = "  autovacuum off; a VACUUM before each run"
+        self.assertNotIn(line, report.render(META, series())[0])  # runs.json of before
+        text, _ = report.render(dict(META, vacuum_before_each_run=True), series())
+        self.assertIn(line, text.split("\n\n")[0])
+
     def test_warmup_counts_only_its_errors(self):
         warm = run("peer", 8, 0, rps=1.0, kind="warmup", max_ms=9000.0)
         text, failed = report.render(META, series() + [warm])
