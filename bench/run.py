@@ -194,8 +194,12 @@ def api_facts(cfg):
 def load_data(cfg):
     t0 = time.monotonic()
     psql(cfg, None, *params.data_sql_args(cfg.chats))
-    psql(cfg, None, "-c", "ALTER SYSTEM SET autovacuum = off", "-c", "SELECT pg_reload_conf()")
     return time.monotonic() - t0
+
+
+def autovacuum_off(cfg):
+    """The bench's cluster vacuums only between runs (vacuum())."""
+    psql(cfg, None, "-c", "ALTER SYSTEM SET autovacuum = off", "-c", "SELECT pg_reload_conf()")
 
 
 def write(path, text):
@@ -261,8 +265,9 @@ def check_ceiling(cfg, facts, files):
 # What PostgreSQL did besides the statements, as counters: its CPU in a run
 # includes checkpoints, which come when they come, and the WAL a statement
 # writes grows with the pages it dirties first after a checkpoint (full-page
-# images). Read before and after each run (runs.json "pg"), to tell a run
-# that met them from one that did not.
+# images); autovacuum, off here (vacuum()), would show as well. Read before
+# and after each run (runs.json "pg"), to tell a run that met them from one
+# that did not.
 PG_ACTIVITY = """
 SELECT now(),
        (SELECT sum(autovacuum_count) FROM pg_stat_all_tables),
@@ -282,13 +287,14 @@ def pg_activity(cfg):
 
 def vacuum(cfg):
     """VACUUM of the whole database, before a run and outside its CPU window.
-    Autovacuum is off on the bench's cluster (load_data): an autovacuum and
-    autoanalyze of the tables a run has updated cost PostgreSQL 2 to 4 s of
-    CPU, and landed in whichever 10 s run the launcher's minute fell on
-    (2026-12-07, Recoup at 32: chatpatch at 0.58 of the ceiling in the round
-    where chatpatch's run met one, 0.80 where the ceiling's did, 0.66 where
-    neither did). Its cost per update is the same for every target; here no
-    target pays it, and each starts from a vacuumed table."""
+    Autovacuum is off on the bench's cluster (autovacuum_off()): an
+    autovacuum and autoanalyze of the tables a run has updated cost
+    PostgreSQL 2 to 4 s of CPU, and landed in whichever 10 s run the
+    launcher's minute fell on (2026-12-07, Recoup at 32: chatpatch at 0.58
+    of the ceiling in the round where chatpatch's run met one, 0.80 where
+    the ceiling's did, 0.66 where neither did). Its cost per update is the
+    same for every target; here no target pays it, and each starts from a
+    vacuumed table."""
     kids = pg_children(cfg)
     psql(cfg, "VACUUM")
     wait_pg_children(cfg, kids)
@@ -427,6 +433,7 @@ def main():
 
     log(f"loading {cfg.chats} chats per API")
     load_s = load_data(cfg)
+    autovacuum_off(cfg)
     log(f"  loaded in {load_s:.1f} s")
     files = prepare_files(cfg, facts)
     plans = explain_all(cfg, facts)
