@@ -634,9 +634,12 @@ def test_many_clients_few_workers_none_stranded(stack, db):
 def test_sigkilled_worker_is_replaced_under_load(stack, db):
     """SIGKILL one worker while two clients send requests: the pool starts a
     replacement (WORKERS children again, one new pid), the other worker goes
-    on, and only requests in flight on the killed worker fail, with nginx's
-    JSON 503 and Retry-After: 1: at most one per client, as the worker may
-    hold both clients' kept connections (it pipelines their statements)."""
+    on, and only requests on the killed worker fail, with nginx's JSON 503
+    and Retry-After: 1: those in flight when the kill came (the worker may
+    hold both clients' kept connections: it pipelines their statements), and
+    those sent while the victim was dying. Its kept connections stay open
+    until the kernel has torn it down (some 10 ms for an ASan build), nginx
+    may pick one for the next request, and it does not send a PATCH twice."""
     port = stack["PORT"]
     parent = pool_parent_pid(stack)
     before = pool_children(stack)
@@ -679,8 +682,10 @@ def test_sigkilled_worker_is_replaced_under_load(stack, db):
             why = f"answered after {r.elapsed:.2f}s"
         if why is None:
             continue
-        # Only a request in flight when the kill came may fail, and then
-        # only with nginx's 503.
+        # Only a request in flight when the kill came, or sent before the
+        # victim was gone, may fail, and then only with nginx's 503. How
+        # many that is depends on how many of nginx's kept connections the
+        # victim held; the window bounds it.
         if r.t0 <= t_dead and r.t1 >= t_kill and problem(r.target, r.answer, ["nginx503"]) is None:
             failed.append(r)
             continue
@@ -688,11 +693,9 @@ def test_sigkilled_worker_is_replaced_under_load(stack, db):
     assert not problems, f"kill at +{t_kill - origin:.3f}s, dead at +{t_dead - origin:.3f}s, " \
         f"replaced at " \
         f"+{t_replaced - origin:.3f}s; " + fmt_problems(problems)
-    assert len(failed) <= len(loads), "more than one request per client failed:\n" + \
-        "\n".join(r.describe(origin) for r in failed)
     after_replace = [r for r in flat if r.t0 >= t_replaced]
     assert len(after_replace) >= 20, f"only {len(after_replace)} requests after the replacement"
-    print(f"requests: {len(flat)}, failed in flight: {len(failed)}, "
+    print(f"requests: {len(flat)}, failed on the dying victim: {len(failed)}, "
           f"after replacement: {len(after_replace)} (all 200)")
     for rs, load in zip(results, loads):
         assert_rows_match_last_ok(db, rs, load.targets)
