@@ -440,8 +440,11 @@ def test_pool_killed_under_load(stack, db):
             why = f"answered after {r.elapsed:.2f}s > {ANSWER_BOUND_S}s"
         if why is None:
             continue
-        # Only a request in flight on pool A when it died may fail, only as
-        # the snippet's 503, and only one nginx had sent to A alone.
+        # Only a request on pool A between the kill and its death may fail,
+        # only as the snippet's 503, and only one nginx had sent to A alone:
+        # one in flight at the kill, or one sent on another of A's kept
+        # connections before the kernel closed them (nginx does not send a
+        # PATCH twice). The window bounds how many (test_faults.py, SIGKILL).
         in_flight = r.t0 <= t_dead and r.t1 >= t_kill
         sent_to = upstream.get(rid(r) or "", ("?", "?"))
         if (in_flight and r.elapsed <= ANSWER_BOUND_S
@@ -452,8 +455,6 @@ def test_pool_killed_under_load(stack, db):
         problems.append(f"{r.describe(origin)} (nginx sent it to {sent_to}): {why}")
     assert not problems, (f"kill at +{t_kill - origin:.3f}s, dead at +{t_dead - origin:.3f}s, "
                           f"restart at +{t_restart - origin:.3f}s; " + fmt_problems(problems))
-    assert len(failed) <= len(loads), "more requests failed than were in flight:\n" + \
-        "\n".join(f"{r.describe(origin)} {s}" for r, s in failed)
 
     # While A was dead, B answered: 200s, and some that nginx tried on A first.
     dead = [r for r in results if t_dead <= r.t0 < t_restart]
@@ -475,7 +476,7 @@ def test_pool_killed_under_load(stack, db):
     for r in results:
         counts[r.answer.resp.status_code] = counts.get(r.answer.resp.status_code, 0) + 1
     print(f"\nworker hosts: {len(results)} requests {counts}; pool A SIGKILLed, dead after "
-          f"{t_dead - t_kill:.3f}s; {len(failed)} failed in flight (nginx 503, sent to A: "
+          f"{t_dead - t_kill:.3f}s; {len(failed)} failed while A died (nginx 503, sent to A: "
           f"{[s for _, s in failed]}); {len(dead)} while A was dead, all 200 from B "
           f"({len(passed_on)} tried on A first); A restarted, {len(back_rids)} requests "
           f"reached it within {t_back - t_restart:.2f}s")
