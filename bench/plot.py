@@ -40,7 +40,7 @@ def script(meta, files, png):
         "set terminal pngcairo size 1500,850 font 'sans,10'",
         f"set output '{png}'",
         f"set multiplot layout 2,{len(apis)} title 'make bench {meta['started']}: against concurrency, "
-        f"{meta['chats']:,} chats per API, {meta['workers']} workers x {meta.get('db_connections', 2)}"
+        f"{meta['chats']:,} chats per API, {meta['workers']} workers x {report.db_connections(meta)}"
         f" connections, {meta['seconds']} s per run'",
         "set logscale x 2",
         "set grid",

@@ -23,6 +23,12 @@ TITLES = {"recoup": "Recoup", "neptun": "Neptun", "leanmcp": "LeanMCP"}
 # ---- what is wrong with a run ------------------------------------------------------
 
 
+def db_connections(meta):
+    """Each worker's database connections in the run; a runs.json written
+    before meta had the key is from when the default was 2."""
+    return meta.get("db_connections", 2)
+
+
 def run_problems(run):
     """Real errors of one run, as text (empty: none). Never a number's size."""
     out = list(run.get("errors", []))
@@ -299,7 +305,7 @@ def render(meta, runs):
         " not req/s across runs)",
         f"  {meta['seconds']} s per run, {meta['rounds']} round(s), concurrency {' '.join(map(str, meta['concurrency']))},"
         f" {meta['chats']:,} chats per API (loaded in {meta['load_s']:.0f} s), {meta['workers']} workers x"
-        f" {meta.get('db_connections', 2)} database connections = the peer's pool size, {meta['threads']} client"
+        f" {db_connections(meta)} database connections = the peer's pool size, {meta['threads']} client"
         f" threads, {meta.get('warmup_s', 0)} s warm-up, nginx worker_processes"
         f" {meta.get('nginx_workers', 'auto')}",
         f"  {meta.get('versions', '')}",
