@@ -269,16 +269,15 @@ def test_five_reloads_and_a_stop_under_load(stack, db):
                 late_503 += 1
             else:
                 late_ok += 1
-    assert not problems, (f"{fmt_problems(problems)}\nreloads (n, at, seconds to a new generation, "
-                          f"its workers): {reloads}; SIGTERM at +{t_term - origin:.3f}s\n"
-                          f"{_stack_logs(stack['STACK_DIR'])}")
+    timeline = (f"reloads (n, at, seconds to a new generation, its workers): {reloads}; "
+                f"SIGTERM at +{t_term - origin:.3f}s")
+    assert not problems, f"{fmt_problems(problems)}\n{timeline}\n{_stack_logs(stack['STACK_DIR'])}"
     before_term = [r for r in flat if r.t0 < t_term]
     after_up = [r for r in flat if r.t0 >= t_up]
     assert len(before_term) >= 100 and len(after_up) >= 10, (len(before_term), len(after_up))
     for rs, load in zip(results, loads):
         assert_rows_match_last_ok(db, rs, load.targets)
-    print(f"\nreloads (n, at, seconds to a new generation, its workers): {reloads}; "
-          f"SIGTERM at +{t_term - origin:.3f}s")
+    print(f"\n{timeline}")
     print(f"{len(before_term)} requests through the reloads and up to SIGTERM, all 200; "
           f"{len(held) + len(waiting)} held or queued at SIGTERM ({in_backlog} in the backlog), "
           f"all 200; pool gone {t_gone - t_term:.2f}s after SIGTERM; after it and before the "
