@@ -18,13 +18,20 @@
  * statements in flight, what comes next goes on the one with the fewest
  * that has answered within STUCK_US; it waits while all are stuck.
  *
- * Every wait on the server is bounded: connect_timeout for connecting, and
- * the statement timeout plus one second for a statement, after which the
- * statement is cancelled and the connection dropped (what was sent behind
- * it runs again on a new one). */
+ * A connection opens without blocking the worker: it connects (one host
+ * at a time when there are several, dbhosts.h), prepares the statements
+ * (or checks a pooler's isolation level) in one round trip, and takes
+ * statements once that is answered. Meanwhile what would go on it waits
+ * for it, or for one already open to have nothing in flight.
+ *
+ * Every wait on the server is bounded: connect_timeout for connecting and
+ * setting up, and the statement timeout plus one second for a statement,
+ * after which the statement is cancelled and the connection dropped (what
+ * was sent behind it runs again on a new one). */
 #include "db.h"
 
 #include "clock.h"
+#include "dbhosts.h"
 #include "log.h"
 
 #include <errno.h>
@@ -34,9 +41,10 @@
 #include <string.h>
 
 static struct db_config config;
+static struct db_hosts hosts; /* tried one at a time when several */
 static const struct db_statement *statements;
 static size_t statement_count;
-static void (*on_connect)(int fd, void *lane); /* db_watch() */
+static void (*on_socket)(int fd, void *lane, bool write); /* db_watch() */
 
 const struct db_setting db_session_settings[] = {
     /* What keeps a request from writing through a concurrent change
@@ -111,14 +119,28 @@ struct queue {
     size_t count;
 };
 
+enum lane_state {
+    LANE_CLOSED,
+    LANE_CONNECTING, /* PQconnectPoll() until the server has the session */
+    LANE_SETTING_UP, /* the prepares (or the isolation check) are sent */
+    LANE_OPEN,       /* takes statements */
+};
+
 /* A connection and the statements sent on it, in the order the answers
  * come. */
 struct lane {
     PGconn *conn;
+    enum lane_state state;
     struct queue sent;
-    long answered_us; /* its last answer, or its first statement sent since */
-    long retry_us;    /* not the first: not opened again before */
-    bool readable;    /* its socket was readable (db_readable()) */
+    long answered_us;      /* its last answer, or its first statement sent since */
+    long retry_us;         /* not opened again before */
+    long opening_until_us; /* connecting or setting up: given up after */
+    int attempt;           /* opening: the host tried (dbhosts.h) */
+    int socket;            /* connecting: the socket last watched */
+    bool wants_write;      /* connecting: libpq waits to write, not to read */
+    size_t set_up;         /* setting up: results that came, all good so far */
+    bool set_up_failed;
+    bool readable; /* its socket was ready (db_readable()) */
 };
 static struct lane lanes[DB_MAX_CONNECTIONS];
 static struct lane *lanes_end = lanes + 1; /* config.connections of them */
@@ -134,37 +156,26 @@ void db_init(const struct db_config *cfg, const struct db_statement *stmts, size
                              : 1);
     statements = stmts;
     statement_count = count;
+    db_hosts_read(&hosts, cfg->conninfo);
 }
 
 static void db_close(struct lane *l)
 {
     PQfinish(l->conn);
     l->conn = NULL;
+    l->state = LANE_CLOSED;
     l->readable = false;
-}
-
-static bool prepare_all(PGconn *conn)
-{
-    for (size_t i = 0; i < statement_count; i++) {
-        PGresult *r = PQprepare(conn, statements[i].name, statements[i].sql,
-                                statements[i].nparams, NULL);
-        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!ok)
-            log_error("db: preparing %s: %s", statements[i].name, PQerrorMessage(conn));
-        PQclear(r);
-        if (!ok)
-            return false;
-    }
-    return true;
 }
 
 /* Through a pooler the statements run at the role's isolation level: it
  * must be REPEATABLE READ (or SERIALIZABLE), or a request could write
- * through a concurrent change (README, How it works). */
-static bool isolation_ok(PGconn *conn)
+ * through a concurrent change (README, How it works). r: the answer to
+ * SHOW default_transaction_isolation. */
+static bool isolation_ok(const PGresult *r)
 {
-    PGresult *r = PQexec(conn, "SHOW default_transaction_isolation");
-    const char *level = PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "";
+    const char *level = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+                            ? PQgetvalue(r, 0, 0)
+                            : "";
     bool ok = strcmp(level, "repeatable read") == 0 || strcmp(level, "serializable") == 0;
 
     if (!ok)
@@ -172,41 +183,160 @@ static bool isolation_ok(PGconn *conn)
             "db: default_transaction_isolation is '%s' here, not 'repeatable read': "
             "run sql/grants.sql for the workers' role (DATABASE_STATEMENTS=unnamed)",
             level);
-    PQclear(r);
     return ok;
 }
 
-static bool connect_db(struct lane *l)
+static void fail_waiting(void);
+
+/* Whether any connection is open or on its way: what waits may still be
+ * sent. */
+static bool any_lane_alive(void)
 {
-    char timeout[32], options[256];
-    const char *keys[] = {"dbname", "fallback_application_name", "connect_timeout",
-                          "options", NULL};
-    const char *values[] = {config.conninfo, "chatpatch", timeout, options, NULL};
+    for (const struct lane *l = lanes; l < lanes_end; l++)
+        if (l->state != LANE_CLOSED)
+            return true;
+    return false;
+}
+
+static void open_lane(struct lane *l, long now);
+
+/* l could not be opened on the host it tried: the next host, if there is
+ * one; else tried again (from the first host) for the next statement if l
+ * is the first, or after a while, making do with those open
+ * (max_connections). With none open or opening, what waits fails. */
+static void open_failed(struct lane *l, long now)
+{
+    db_close(l);
+    if (++l->attempt < hosts.count) {
+        open_lane(l, now);
+        return;
+    }
+    l->attempt = 0;
+    l->retry_us = l == lanes ? now : now + SPARE_RETRY_US;
+    if (!any_lane_alive())
+        fail_waiting();
+}
+
+/* Tells the event loop which socket of l to watch, and for what: called
+ * at every step of connecting (libpq may move to another address or host,
+ * on a new socket) and once open. */
+static void watch_lane(struct lane *l, bool write)
+{
+    int fd = PQsocket(l->conn);
+
+    if (fd != l->socket) /* a new attempt: its own connect_timeout */
+        l->opening_until_us = clock_now_us() + config.connect_timeout_s * 1000000L;
+    l->socket = fd;
+    l->wants_write = write;
+    if (on_socket && fd >= 0)
+        on_socket(fd, l, write);
+}
+
+/* The session is there: the prepares (or the isolation check), and a
+ * sync, sent in one go; the lane opens when the sync comes back. */
+static bool begin_set_up(struct lane *l)
+{
+    PGconn *conn = l->conn;
+    bool sent = PQenterPipelineMode(conn);
+
+    if (config.unnamed_statements)
+        sent = sent && PQsendQueryParams(conn, "SHOW default_transaction_isolation", 0,
+                                         NULL, NULL, NULL, NULL, 0);
+    for (size_t i = 0; sent && !config.unnamed_statements && i < statement_count; i++)
+        sent = PQsendPrepare(conn, statements[i].name, statements[i].sql,
+                             statements[i].nparams, NULL);
+    if (!sent || !PQpipelineSync(conn)) {
+        log_warn("db: cannot set up connection %d: %s", (int)(l - lanes) + 1,
+                 PQerrorMessage(conn));
+        return false;
+    }
+    l->state = LANE_SETTING_UP;
+    l->set_up = 0;
+    l->set_up_failed = false;
+    watch_lane(l, false);
+    return true;
+}
+
+/* One more step of connecting l, its socket being ready (or not: libpq
+ * then asks to wait again). */
+static void connect_step(struct lane *l, long now)
+{
+    switch (PQconnectPoll(l->conn)) {
+    case PGRES_POLLING_READING:
+        watch_lane(l, false);
+        return;
+    case PGRES_POLLING_WRITING:
+        watch_lane(l, true);
+        return;
+    case PGRES_POLLING_OK:
+        if (begin_set_up(l))
+            return;
+        break;
+    default:
+        log_warn("db: cannot connect: %s", PQerrorMessage(l->conn));
+        break;
+    }
+    open_failed(l, now);
+}
+
+/* Starts opening l, on host l->attempt when there are several; the
+ * statements go on it once it is open. */
+static void open_lane(struct lane *l, long now)
+{
+    char timeout[32], options[256], host[3 * DB_HOSTS_LIST_MAX];
+    /* Those after the expanded dbname override its values. */
+    const char *keys[8] = {"dbname", "fallback_application_name", "connect_timeout"};
+    const char *values[8] = {config.conninfo, "chatpatch", timeout};
+    size_t n = 3;
 
     snprintf(timeout, sizeof timeout, "%d", config.connect_timeout_s);
     if (!db_startup_options(options, sizeof options, config.statement_timeout_ms))
-        abort(); /* the settings above are fixed, and fit */
-    if (config.unnamed_statements)
-        keys[3] = NULL; /* a pooler refuses startup options */
-    PGconn *conn = l->conn = PQconnectdbParams(keys, values, 1);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        log_warn("db: cannot connect: %s", PQerrorMessage(conn));
-        db_close(l);
-        return false;
+        abort();                      /* the settings above are fixed, and fit */
+    if (!config.unnamed_statements) { /* a pooler refuses startup options */
+        keys[n] = "options";
+        values[n++] = options;
     }
-    if (config.unnamed_statements ? !isolation_ok(conn) : !prepare_all(conn)) {
-        db_close(l);
-        return false;
+    n += db_hosts_attempt(&hosts, l->attempt, keys + n, values + n, host, sizeof host);
+    keys[n] = values[n] = NULL;
+    l->conn = PQconnectStartParams(keys, values, 1);
+    if (!l->conn || PQstatus(l->conn) == CONNECTION_BAD) {
+        log_warn("db: cannot connect: %s",
+                 l->conn ? PQerrorMessage(l->conn) : "out of memory");
+        open_failed(l, now);
+        return;
     }
-    if (!PQenterPipelineMode(conn)) {
-        log_warn("db: cannot enter pipeline mode: %s", PQerrorMessage(conn));
-        db_close(l);
-        return false;
+    l->state = LANE_CONNECTING;
+    l->socket = -1;
+    /* libpq's first step waits for the socket to be writable. */
+    watch_lane(l, true);
+}
+
+/* A result of l's set-up; its sync opens l. False when the set-up failed. */
+static bool set_up_result(struct lane *l, PGresult *r)
+{
+    ExecStatusType status = PQresultStatus(r);
+
+    if (status == PGRES_PIPELINE_SYNC) {
+        PQclear(r);
+        if (l->set_up_failed)
+            return false;
+        l->state = LANE_OPEN;
+        l->attempt = 0; /* when it is lost, libpq's order again: the first host first */
+        log_info("db: connection %d connected, %zu statements %s", (int)(l - lanes) + 1,
+                 statement_count,
+                 config.unnamed_statements ? "sent unnamed" : "prepared");
+        return true;
     }
-    log_info("db: connection %d connected, %zu statements %s", (int)(l - lanes) + 1,
-             statement_count, config.unnamed_statements ? "sent unnamed" : "prepared");
-    if (on_connect)
-        on_connect(PQsocket(conn), l);
+    if (!l->set_up_failed) {
+        bool ok =
+            config.unnamed_statements ? isolation_ok(r) : status == PGRES_COMMAND_OK;
+        if (!ok && !config.unnamed_statements)
+            log_error("db: preparing %s: %s", statements[l->set_up].name,
+                      PQresultErrorMessage(r));
+        l->set_up_failed = !ok;
+        l->set_up++;
+    }
+    PQclear(r);
     return true;
 }
 
@@ -246,9 +376,9 @@ static struct pending *pop(struct queue *q)
     return p;
 }
 
-void db_watch(void (*watch)(int fd, void *lane))
+void db_watch(void (*watch)(int fd, void *lane, bool write))
 {
-    on_connect = watch;
+    on_socket = watch;
 }
 
 bool db_is_lane(const void *ptr)
@@ -320,49 +450,62 @@ static bool stuck(const struct lane *l, long now)
     return l->sent.count > 0 && now - l->answered_us >= STUCK_US;
 }
 
-/* Whether a statement may go on l: the first always (it fails what waits
- * when it cannot connect); another once open, or when it could not be
- * opened long enough ago to try again. */
+/* Whether a statement may go on l, or l may be opened for one: the first
+ * always (what waits fails when it cannot be opened); another unless it
+ * could not be opened lately. */
 static bool usable(const struct lane *l, long now)
 {
-    return l == lanes || l->conn || now >= l->retry_us;
+    return l == lanes || l->state != LANE_CLOSED || now >= l->retry_us;
 }
 
-/* The connection the next statement goes on: the first with nothing in
- * flight (opening it if need be), else the one with the fewest in flight
- * that is not stuck, if it has room; NULL when there is none (the
- * statement waits to be sent). They open in order: one that could not be
- * opened lately ends the search. Taking the first that was not stuck,
- * with eight connections a worker, piled every statement on the first at
- * 128 clients and doubled the p99 (README, How many workers). */
-static struct lane *next_lane(long now)
+/* The connection the next statement goes on: the first open one with
+ * nothing in flight; else, while another is opening, none: the statement
+ * waits for it (or for an answer on one open) rather than go behind a
+ * statement that may be waiting on a lock, as it would once all are open;
+ * *to_open is then the first closed one, to be opened, unless one is
+ * opening already. With all open that may be, the one with the fewest in
+ * flight that is not stuck, if it has room. NULL: the statement waits to
+ * be sent. They open in order: one that could not be opened lately ends
+ * the search. Taking the first that was not stuck, with eight connections
+ * a worker, piled every statement on the first at 128 clients and
+ * doubled the p99 (README, How many workers). */
+static struct lane *next_lane(long now, struct lane **to_open)
 {
     size_t depth = config.unnamed_statements ? 1 : PIPELINE_DEPTH;
-    struct lane *fewest = NULL;
+    struct lane *fewest = NULL, *closed = NULL;
+    bool opening = false;
 
+    *to_open = NULL;
     for (struct lane *l = lanes; l < lanes_end && usable(l, now); l++) {
-        if (!l->sent.count)
-            return l;
-        if (!stuck(l, now) && (!fewest || l->sent.count < fewest->sent.count))
-            fewest = l;
+        if (l->state == LANE_OPEN) {
+            if (!l->sent.count)
+                return l;
+            if (!stuck(l, now) && (!fewest || l->sent.count < fewest->sent.count))
+                fewest = l;
+        } else if (l->state == LANE_CLOSED) {
+            closed = closed ? closed : l;
+        } else {
+            opening = true;
+        }
+    }
+    if (opening || closed) {
+        *to_open = opening ? NULL : closed;
+        return NULL;
     }
     return fewest && fewest->sent.count < depth ? fewest : NULL;
 }
 
-/* Sends what waits, as far as the pipelines take it, connecting first when
- * there is no connection (and failing what waits when none can be had).
- * now: the caller's clock_now_us(). */
+/* Sends what waits, as far as the pipelines take it, and opens another
+ * connection when every open one is busy (what waits fails when none is
+ * open and none can be opened). now: the caller's clock_now_us(). */
 static void pump(long now)
 {
-    for (struct lane *l; waiting.head && (l = next_lane(now));) {
-        if (!l->conn && !connect_db(l)) {
-            if (l != lanes) { /* the first still works, if slowly */
-                l->retry_us = now + SPARE_RETRY_US;
-                continue;
-            }
-            fail_waiting();
+    while (waiting.head) {
+        struct lane *to_open, *l = next_lane(now, &to_open);
+        if (to_open)
+            open_lane(to_open, now); /* may fail what waits */
+        if (!l || !waiting.head)
             return;
-        }
         if (send_one(l->conn, waiting.head)) {
             if (!l->sent.count)
                 l->answered_us = now;
@@ -462,16 +605,17 @@ static bool answered(struct lane *l)
     return false;
 }
 
-/* Reads the answers that arrived on l, read at now. */
+/* Reads the answers that arrived on l (open or setting up), read at now. */
 static void receive(struct lane *l, long now)
 {
     PGconn *conn = l->conn;
-    bool sound = conn && PQconsumeInput(conn);
+    bool sound = PQconsumeInput(conn);
+    bool setting_up = l->state == LANE_SETTING_UP;
 
-    if (!sound && l->sent.head)
-        log_warn("db: connection lost: %s", conn ? PQerrorMessage(conn) : "closed");
+    if (!sound && (l->sent.head || setting_up))
+        log_warn("db: connection lost: %s", PQerrorMessage(conn));
     int ends = 0;
-    while (sound && l->sent.head && !PQisBusy(conn)) {
+    while (sound && (l->sent.head || l->state == LANE_SETTING_UP) && !PQisBusy(conn)) {
         PGresult *r = PQgetResult(conn);
         if (!r) {
             /* The end of one statement's results; its sync follows. */
@@ -482,7 +626,9 @@ static void receive(struct lane *l, long now)
             continue;
         }
         ends = 0;
-        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+        if (l->state == LANE_SETTING_UP) {
+            sound = set_up_result(l, r);
+        } else if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
             PQclear(r);
             l->answered_us = now;
             sound = answered(l);
@@ -491,7 +637,11 @@ static void receive(struct lane *l, long now)
             l->sent.head->result = r;
         }
     }
-    if (!sound && conn)
+    if (sound)
+        return;
+    if (setting_up && l->state == LANE_SETTING_UP)
+        open_failed(l, now);
+    else
         restart(l);
 }
 
@@ -504,7 +654,10 @@ void db_receive(void)
     for (struct lane *l = lanes; l < lanes_end; l++)
         if (l->conn && l->readable) {
             l->readable = false;
-            receive(l, now);
+            if (l->state == LANE_CONNECTING)
+                connect_step(l, now);
+            else
+                receive(l, now);
         }
     pump(now);
 }
@@ -526,6 +679,8 @@ long db_deadline_us(void)
         /* When it becomes stuck, what waits may go on the next one. */
         if (waiting.head && l->sent.count && !stuck(l, now))
             first = earlier(first, l->answered_us + STUCK_US);
+        if (l->state == LANE_CONNECTING || l->state == LANE_SETTING_UP)
+            first = earlier(first, l->opening_until_us);
     }
     for (struct pending *p = waiting.head; p; p = p->next)
         first = earlier(first, p->deadline_us);
@@ -559,8 +714,17 @@ void db_expire(void)
 {
     long now = clock_now_us();
 
-    for (struct lane *l = lanes; l < lanes_end; l++)
-        expire(l, now);
+    for (struct lane *l = lanes; l < lanes_end; l++) {
+        bool opening = l->state == LANE_CONNECTING || l->state == LANE_SETTING_UP;
+        if (opening && now >= l->opening_until_us) {
+            log_warn("db: cannot connect: connection %d not set up within %d s (host %s)",
+                     (int)(l - lanes) + 1, config.connect_timeout_s,
+                     PQhost(l->conn) ? PQhost(l->conn) : "?");
+            open_failed(l, now);
+        } else if (l->state == LANE_OPEN) {
+            expire(l, now);
+        }
+    }
     /* Those still waiting to be sent whose time is up. */
     struct queue keep = {0};
     for (struct pending *p; (p = pop(&waiting)) != NULL;)
@@ -599,8 +763,10 @@ static bool wait_readable(long deadline_us)
         nfds_t n = 0;
         for (struct lane *l = lanes; l < lanes_end; l++)
             if (l->conn) {
+                bool write = l->state == LANE_CONNECTING && l->wants_write;
                 polled[n] = l;
-                p[n++] = (struct pollfd){.fd = PQsocket(l->conn), .events = POLLIN};
+                p[n++] = (struct pollfd){.fd = PQsocket(l->conn),
+                                         .events = write ? POLLOUT : POLLIN};
             }
         if (n == 0)
             return false;

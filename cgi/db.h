@@ -67,10 +67,12 @@ enum db_outcome {
  *
  * Statements are pipelined: one worker may have several on a connection
  * at once, answered in the order sent (db_send(), db_receive()). A
- * statement goes on a connection with nothing in flight, opened if need be
- * (up to config.connections, kept open), else on the one with the fewest
- * that has answered within 20 ms: one that has not (a statement waits on a
- * lock) takes no more. */
+ * statement goes on a connection with nothing in flight; when none has
+ * nothing and another may be opened (up to config.connections, kept open),
+ * it waits for that one, opened without blocking the caller, or for one to
+ * have nothing in flight; with all open, it goes on the one with the
+ * fewest that has answered within 20 ms: one that has not (a statement
+ * waits on a lock) takes no more. */
 
 /* Called once per statement with its outcome; on DB_OK, result is
  * PGRES_TUPLES_OK and the callee PQclear()s it (else NULL). */
@@ -92,11 +94,14 @@ void db_receive(void);
 long db_deadline_us(void);
 void db_expire(void);
 
-/* watch(fd, lane) is called with each new connection's socket, for an event
- * loop to watch (closing it drops it from an epoll set): when fd is
- * readable, db_readable(lane), then db_receive(). db_is_lane() tells a
- * lane from the loop's other event pointers. */
-void db_watch(void (*watch)(int fd, void *lane));
+/* watch(fd, lane, write) is called with a connection's socket for an
+ * event loop to watch, for writing while libpq waits to write as it
+ * connects, else for reading; again whenever that or the socket changes
+ * (libpq may try another address on a new socket, possibly with the same
+ * number; closing one drops it from an epoll set). When fd is ready,
+ * db_readable(lane), then db_receive(). db_is_lane() tells a lane from the
+ * loop's other event pointers. */
+void db_watch(void (*watch)(int fd, void *lane, bool write));
 bool db_is_lane(const void *ptr);
 void db_readable(void *lane);
 

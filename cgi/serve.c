@@ -411,11 +411,19 @@ static bool stop_listening(int listen_fd, const struct serve_config *config)
     return true;
 }
 
-/* db_watch: a new database connection, watched for its answers (the
- * epoll sets exist before the first statement is sent). */
-static void watch_database(int fd, void *lane)
+/* db_watch: a database connection's socket, watched for its answers, or
+ * for what libpq waits for as it connects (the epoll sets exist before the
+ * first statement is sent). Not yet in a set when libpq has just opened
+ * it (ENOENT). */
+static void watch_database(int fd, void *lane, bool write)
 {
-    watch(fd, lane);
+    struct epoll_event ev = {.events = write ? EPOLLOUT : EPOLLIN, .data.ptr = lane};
+    const int sets[] = {idle_set, busy_set};
+
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
+        if (epoll_ctl(sets[i], EPOLL_CTL_MOD, fd, &ev) != 0 &&
+            (errno != ENOENT || epoll_ctl(sets[i], EPOLL_CTL_ADD, fd, &ev) != 0))
+            log_error("epoll_ctl: %s", strerror(errno));
 }
 
 /* The epoll timeout (ms) that ends just after due_us, never before: one
