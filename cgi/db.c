@@ -188,6 +188,12 @@ static bool isolation_ok(const PGresult *r)
 
 static void fail_waiting(void);
 
+/* Connecting or setting up: given up at opening_until_us. */
+static bool opening(const struct lane *l)
+{
+    return l->state == LANE_CONNECTING || l->state == LANE_SETTING_UP;
+}
+
 /* Whether any connection is open or on its way: what waits may still be
  * sent. */
 static bool any_lane_alive(void)
@@ -283,13 +289,14 @@ static void connect_step(struct lane *l, long now)
  * statements go on it once it is open. */
 static void open_lane(struct lane *l, long now)
 {
-    char timeout[32], options[256], host[3 * DB_HOSTS_LIST_MAX];
-    /* Those after the expanded dbname override its values. */
-    const char *keys[8] = {"dbname", "fallback_application_name", "connect_timeout"};
-    const char *values[8] = {config.conninfo, "chatpatch", timeout};
-    size_t n = 3;
+    char options[256], host[3 * DB_HOSTS_LIST_MAX];
+    /* Those after the expanded dbname override its values. No
+     * connect_timeout: libpq ignores it with PQconnectPoll, and
+     * opening_until_us (watch_lane()) stands for it. */
+    const char *keys[7] = {"dbname", "fallback_application_name"};
+    const char *values[7] = {config.conninfo, "chatpatch"};
+    size_t n = 2;
 
-    snprintf(timeout, sizeof timeout, "%d", config.connect_timeout_s);
     if (!db_startup_options(options, sizeof options, config.statement_timeout_ms))
         abort();                      /* the settings above are fixed, and fit */
     if (!config.unnamed_statements) { /* a pooler refuses startup options */
@@ -473,7 +480,7 @@ static struct lane *next_lane(long now, struct lane **to_open)
 {
     size_t depth = config.unnamed_statements ? 1 : PIPELINE_DEPTH;
     struct lane *fewest = NULL, *closed = NULL;
-    bool opening = false;
+    bool any_opening = false;
 
     *to_open = NULL;
     for (struct lane *l = lanes; l < lanes_end && usable(l, now); l++) {
@@ -485,11 +492,11 @@ static struct lane *next_lane(long now, struct lane **to_open)
         } else if (l->state == LANE_CLOSED) {
             closed = closed ? closed : l;
         } else {
-            opening = true;
+            any_opening = true;
         }
     }
-    if (opening || closed) {
-        *to_open = opening ? NULL : closed;
+    if (any_opening || closed) {
+        *to_open = any_opening ? NULL : closed;
         return NULL;
     }
     return fewest && fewest->sent.count < depth ? fewest : NULL;
@@ -610,9 +617,8 @@ static void receive(struct lane *l, long now)
 {
     PGconn *conn = l->conn;
     bool sound = PQconsumeInput(conn);
-    bool setting_up = l->state == LANE_SETTING_UP;
 
-    if (!sound && (l->sent.head || setting_up))
+    if (!sound && (l->sent.head || l->state == LANE_SETTING_UP))
         log_warn("db: connection lost: %s", PQerrorMessage(conn));
     int ends = 0;
     while (sound && (l->sent.head || l->state == LANE_SETTING_UP) && !PQisBusy(conn)) {
@@ -639,7 +645,7 @@ static void receive(struct lane *l, long now)
     }
     if (sound)
         return;
-    if (setting_up && l->state == LANE_SETTING_UP)
+    if (l->state == LANE_SETTING_UP) /* it never opened */
         open_failed(l, now);
     else
         restart(l);
@@ -679,7 +685,7 @@ long db_deadline_us(void)
         /* When it becomes stuck, what waits may go on the next one. */
         if (waiting.head && l->sent.count && !stuck(l, now))
             first = earlier(first, l->answered_us + STUCK_US);
-        if (l->state == LANE_CONNECTING || l->state == LANE_SETTING_UP)
+        if (opening(l))
             first = earlier(first, l->opening_until_us);
     }
     for (struct pending *p = waiting.head; p; p = p->next)
@@ -715,8 +721,7 @@ void db_expire(void)
     long now = clock_now_us();
 
     for (struct lane *l = lanes; l < lanes_end; l++) {
-        bool opening = l->state == LANE_CONNECTING || l->state == LANE_SETTING_UP;
-        if (opening && now >= l->opening_until_us) {
+        if (opening(l) && now >= l->opening_until_us) {
             log_warn("db: cannot connect: connection %d not set up within %d s (host %s)",
                      (int)(l - lanes) + 1, config.connect_timeout_s,
                      PQhost(l->conn) ? PQhost(l->conn) : "?");

@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The lists, in the order of struct db_hosts' fields. */
+static const char *const names[] = {"host", "hostaddr", "port"};
+
 /* Entries in a comma-separated list ("" has none); -1 when one is empty
  * (libpq would fill in its default there, which an override cannot say). */
 static int entries(const char *list)
@@ -33,6 +36,15 @@ static void entry(const char *list, int k, char *out, size_t n)
     snprintf(out, n, "%.*s", (int)len, p);
 }
 
+/* The value of keyword in options (NULL: none), or NULL when unset or empty. */
+static const char *option(const PQconninfoOption *options, const char *keyword)
+{
+    for (const PQconninfoOption *o = options; o && o->keyword; o++)
+        if (strcmp(o->keyword, keyword) == 0)
+            return o->val && *o->val ? o->val : NULL;
+    return NULL;
+}
+
 static bool copy(char *out, const char *value)
 {
     size_t len = value ? strlen(value) : 0;
@@ -59,24 +71,16 @@ void db_hosts_split(struct db_hosts *h)
 
 void db_hosts_read(struct db_hosts *h, const char *conninfo)
 {
-    static const char *const names[] = {"host", "hostaddr", "port"};
     char *lists[] = {h->host, h->hostaddr, h->port};
     /* A bare database name is no connection string: nothing to parse. */
     bool parse = conninfo && (strchr(conninfo, '=') || strstr(conninfo, "://"));
     PQconninfoOption *given = parse ? PQconninfoParse(conninfo, NULL) : NULL;
     PQconninfoOption *defaults = PQconndefaults();
-
     bool whole = true;
 
     for (size_t i = 0; i < 3; i++) {
-        const char *value = NULL;
-        for (PQconninfoOption *o = given; o && o->keyword && !value; o++)
-            if (strcmp(o->keyword, names[i]) == 0 && o->val && *o->val)
-                value = o->val;
-        for (PQconninfoOption *o = defaults; o && o->keyword && !value; o++)
-            if (strcmp(o->keyword, names[i]) == 0 && o->val && *o->val)
-                value = o->val;
-        whole = copy(lists[i], value) && whole;
+        const char *value = option(given, names[i]);
+        whole = copy(lists[i], value ? value : option(defaults, names[i])) && whole;
     }
     PQconninfoFree(given);
     PQconninfoFree(defaults);
@@ -88,7 +92,6 @@ void db_hosts_read(struct db_hosts *h, const char *conninfo)
 size_t db_hosts_attempt(const struct db_hosts *h, int k, const char *keys[3],
                         const char *values[3], char *buf, size_t n)
 {
-    static const char *const names[] = {"host", "hostaddr", "port"};
     const char *lists[] = {h->host, h->hostaddr, h->port};
     size_t used = 0, count = 0;
 

@@ -420,10 +420,14 @@ static void watch_database(int fd, void *lane, bool write)
     struct epoll_event ev = {.events = write ? EPOLLOUT : EPOLLIN, .data.ptr = lane};
     const int sets[] = {idle_set, busy_set};
 
-    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
-        if (epoll_ctl(sets[i], EPOLL_CTL_MOD, fd, &ev) != 0 &&
-            (errno != ENOENT || epoll_ctl(sets[i], EPOLL_CTL_ADD, fd, &ev) != 0))
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++) {
+        if (epoll_ctl(sets[i], EPOLL_CTL_MOD, fd, &ev) == 0)
+            continue;
+        if (errno == ENOENT)
+            watch_in(sets[i], fd, ev.events, lane); /* logs a failure */
+        else
             log_error("epoll_ctl: %s", strerror(errno));
+    }
 }
 
 /* The epoll timeout (ms) that ends just after due_us, never before: one

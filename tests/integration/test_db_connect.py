@@ -37,6 +37,7 @@ import pytest
 from conftest import fetch_recoup_chat, recoup_new_chat
 from fcgi_client import KeptConnection
 from helpers import recoup_error
+from test_faults import wait_for
 from test_process_modes import (  # noqa: F401 (fixtures)
     check_recoup_200,
     recoup_patch,
@@ -150,10 +151,12 @@ def proxied_url(stack, proxy):
             "?sslmode=disable&gssencmode=disable")
 
 
-def start_worker(spawn, short_dir, stack, proxy, connections):
+def start_worker(spawn, short_dir, stack, database_url, *args):
+    """One worker on a socket of its own, with database_url; returned once
+    it listens (it connects when a request needs it)."""
     sock = short_dir / "w.sock"
-    w = spawn(["--listen", str(sock), "--workers", "1", "--db-connections", str(connections)],
-              address=str(sock), env=worker_env(stack, DATABASE_URL=proxied_url(stack, proxy)))
+    w = spawn(["--listen", str(sock), "--workers", "1", *args], address=str(sock),
+              env=worker_env(stack, DATABASE_URL=database_url))
     deadline = time.monotonic() + 20
     while not sock.exists():
         assert w.proc.poll() is None, f"exited early: {w.describe()}"
@@ -168,17 +171,10 @@ def timed(fn):
     return resp, time.monotonic() - t0
 
 
-def wait_for(what, cond, timeout):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
-        time.sleep(0.05)
-
-
 def test_hung_connect_holds_up_no_request(spawn, short_dir, stack, db, proxy, recoup_world):
     w_ = recoup_world
     chats = [recoup_new_chat(db, w_.session_id) for _ in range(BURST)]
-    w = start_worker(spawn, short_dir, stack, proxy, connections=2)
+    w = start_worker(spawn, short_dir, stack, proxied_url(stack, proxy), "--db-connections", "2")
     # Kept connections, as nginx keeps them: a worker serves the requests
     # of those it holds side by side (new connections go to idle workers).
     # Each opened as its first request goes, as nginx does (a worker reads
@@ -213,8 +209,8 @@ def test_hung_connect_holds_up_no_request(spawn, short_dir, stack, db, proxy, re
     assert slowest < PROMPT_S, (
         f"a request took {slowest:.2f} s while the second connection hung: "
         f"the worker waited for it\n{w.describe()}")
-    wait_for("close of the hung connection", lambda: proxy.held_closed == proxy.held,
-             CONNECT_TIMEOUT_S + 2.0)
+    assert wait_for(lambda: proxy.held_closed == proxy.held, CONNECT_TIMEOUT_S + 2.0), (
+        f"the hung connection was not closed\n{w.describe()}")
     assert "not set up within 2 s" in w.log(), w.describe()
 
     # Passing again: after its wait (1 s), the worker opens its second.
@@ -231,7 +227,7 @@ def test_hung_connect_holds_up_no_request(spawn, short_dir, stack, db, proxy, re
 def test_first_connect_hung_answers_503(spawn, short_dir, stack, db, proxy, recoup_world):
     w_ = recoup_world
     proxy.hold()
-    w = start_worker(spawn, short_dir, stack, proxy, connections=2)
+    w = start_worker(spawn, short_dir, stack, proxied_url(stack, proxy), "--db-connections", "2")
     before = fetch_recoup_chat(db, w_.chat_id)
     resp, took = timed(lambda: recoup_patch(w.address, w_, "never"))
     assert resp.status == 503, resp
@@ -253,10 +249,7 @@ def test_hung_first_host_next_host_serves(spawn, short_dir, stack, db, proxy, re
     two_hosts = (f"postgresql://{url.username}@{url.path}?host=127.0.0.1,"
                  f"{quote(socket_folder(stack), safe='')}&port={proxy.port},{stack['PGPORT']}"
                  "&sslmode=disable&gssencmode=disable&target_session_attrs=read-write")
-    sock = short_dir / "w.sock"
-    w = spawn(["--listen", str(sock), "--workers", "1"], address=str(sock),
-              env=worker_env(stack, DATABASE_URL=two_hosts))
-    wait_for("the worker's socket", sock.exists, 20)
+    w = start_worker(spawn, short_dir, stack, two_hosts)
     resp, took = timed(lambda: recoup_patch(w.address, w_, "second host"))
     check_recoup_200(resp, db, w_, "second host")
     assert CONNECT_TIMEOUT_S - 0.2 <= took, took
