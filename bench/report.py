@@ -96,12 +96,12 @@ def bare_concurrency(concurrency):
 
 
 def pooled(meta, runs):
-    """{key: pooled measurement}; key (api, target, conc) for main runs and
-    the bare path (api "healthz"), (api, body, credential, target) for
-    hostile ones."""
+    """{key: pooled measurement}; key (api, target, conc) for main runs, the
+    bare path (api "healthz") and the floors (api "nginx", "worker"), (api,
+    body, credential, target) for hostile ones."""
     groups = defaultdict(list)
     for r in runs:
-        if r["kind"] in ("main", "bare"):
+        if r["kind"] in ("main", "bare", "floor"):
             groups[r["api"], r["target"], r["conc"]].append(r)
         elif r["kind"] == "hostile":
             groups[r["api"], r["body"], r["credential"], r["target"]].append(r)
@@ -188,18 +188,34 @@ def hostile_table(meta, m, runs):
 
 
 def bare_table(meta, m):
-    """GET /healthz: what nginx and the worker cost with no API work."""
+    """GET /healthz, what nginx and the worker cost with no API work, below
+    the floors under it: nginx answering by itself, and through a worker
+    that runs no statement. With pgbench's own CPU per statement, what no
+    worker could go under on this machine."""
     c = bare_concurrency(meta["concurrency"])
-    g = m.get(("healthz", "chatpatch", c))
-    if not g:
+    rows = [("nginx", "nginx", "nginx answering by itself (204)"),
+            ("worker", "chatpatch", "nginx and a worker, no statement"),
+            ("healthz", "chatpatch", "nginx, a worker, one SELECT 1: the bare path")]
+    rows = [(target, label, m[api, target, c]) for api, target, label in rows if m.get((api, target, c))]
+    if not rows:
         return []
-    us = g["us"]
-    both = us.get("nginx", 0) + us.get("worker", 0)
-    return [f"Bare path (GET {meta.get('bare_path', '?')}: nginx, the worker, one SELECT 1), concurrency {c}:",
-            "  CPU us per request: nginx, the worker, both, PostgreSQL",
-            "      req/s  p99 ms   nginx  worker    both  postgres",
-            f"  {fmt(g['rps'], '9.0f'):>9}  {fmt(g['p99_ms'], '6.2f'):>6}  {fmt(us.get('nginx'), '6.0f'):>6}"
-            f"  {fmt(us.get('worker'), '6.0f'):>6}  {fmt(both, '6.0f'):>6}  {fmt(us.get('postgres'), '8.0f'):>8}"]
+    out = [f"Bare path and its floors, concurrency {c}: CPU us per request",
+           "                                                     req/s  p99 ms   nginx  worker    both  postgres"]
+    for target, label, g in rows:
+        us = g["us"]
+        worker = us.get("worker") if target == "chatpatch" else None
+        both = us.get("nginx", 0) + (worker or 0)
+        out.append(f"  {label:47} {fmt(g['rps'], '9.0f'):>9}  {fmt(g['p99_ms'], '6.2f'):>6}"
+                   f"  {fmt(us.get('nginx'), '6.0f'):>6}  {fmt(worker, '6.0f'):>6}  {fmt(both, '6.0f'):>6}"
+                   f"  {fmt(us.get('postgres'), '8.0f'):>8}")
+    if meta.get("floor_request"):
+        out.append(f"  (no statement: {meta['floor_request']}; the bare path: GET {meta.get('bare_path', '?')})")
+    client = [f"{api} {fmt(m[api, 'ceiling', c]['us'].get('client'), '.0f')}"
+              for api in meta["apis"] if m.get((api, "ceiling", c))]
+    if client:
+        out.append("  pgbench's own CPU per statement (the ceiling's client; one statement a round trip,"
+                   " no HTTP): " + ", ".join(client))
+    return out
 
 
 def bouncer_table(meta, m):

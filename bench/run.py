@@ -68,6 +68,7 @@ class Config:
         self.base_url = e["BASE_URL"]
         self.peer_url = e["PEER_URL"]
         self.bouncer_url = e["BOUNCER_URL"]
+        self.floor_url = e["FLOOR_URL"]
         self.sqltext = e["SQLTEXT"]
         self.pgbin = e.get("PGBIN", "/usr/lib/postgresql/15/bin")
         self.pids = {
@@ -184,7 +185,10 @@ def api_facts(cfg):
             raise SystemExit(
                 f"bench: {name}'s statement has {want} parameters; bench/params.py "
                 f"statement_values() gives {sorted(values)}: update it")
-        facts[name] = {"sql": sql, "route": sqltext(cfg, "--route", name), "values": values}
+        ops = [line.split() for line in sqltext(cfg, "--ops", name).splitlines()]
+        facts[name] = {"sql": sql, "route": sqltext(cfg, "--route", name), "values": values,
+                       "ops": [{"method": m, "status": int(st), "statement": sm != "-"}
+                               for m, st, sm in ops]}
     return facts
 
 
@@ -230,7 +234,27 @@ def prepare_files(cfg, facts):
                 wrkrun.spec(api, f["route"], cfg.chats, hbody, 400, api.hostile_400_prefix))
     files["bare"] = write(os.path.join(cfg.raw, "wrk-bare.spec"),
                           wrkrun.get_spec(params.HEALTH_PATH, 200, params.HEALTH_OK))
+    # The floors: (name, target, spec file, expected status).
+    files["floors"] = [("nginx", "nginx", write(os.path.join(cfg.raw, "wrk-floor-nginx.spec"),
+                                                wrkrun.get_spec("/", 204, "")), 204)]
+    request = no_database_request(facts)
+    if request:
+        method, path, status = request
+        files["floors"].append(("worker", "chatpatch",
+                                write(os.path.join(cfg.raw, "wrk-floor-worker.spec"),
+                                      wrkrun.get_spec(path, status, "", method=method)), status))
     return files
+
+
+def no_database_request(facts):
+    """(method, path, status) of an operation the worker answers without a
+    statement (Recoup's CORS preflight), or None when no API has one."""
+    for name, f in facts.items():
+        for op in f["ops"]:
+            if not op["statement"]:
+                path = wrkrun.example_path(f["route"], params.APIS[name])
+                return op["method"], path, op["status"]
+    return None
 
 
 def updated_since(cfg, table, t0):
@@ -373,11 +397,12 @@ def run_ceiling(cfg, run, files, facts):
 
 def run_wrk(cfg, run, spec_file, table=None):
     conc = run["conc"]
-    tag = "-".join(str(run[k]) for k in ("target", "api") if k in run and run["kind"] != "bare")
-    tag = "bare" if run["kind"] == "bare" else tag
+    tag = {"bare": "bare", "floor": f"floor-{run['api']}"}.get(
+        run["kind"], "-".join(str(run[k]) for k in ("target", "api")))
     tag += "".join(f"-{run[k]}" for k in ("body", "credential") if k in run)
     tag += f"-c{conc}-r{run['round']}"
-    url = {"chatpatch": cfg.base_url, "peer": cfg.peer_url, "bouncer": cfg.bouncer_url}[run["target"]]
+    url = {"chatpatch": cfg.base_url, "peer": cfg.peer_url, "bouncer": cfg.bouncer_url,
+           "nginx": cfg.floor_url}[run["target"]]
     cmd = wrkrun.command(url, spec_file, conc, cfg.threads, run["seconds"], cfg.timeout,
                          os.path.join(cfg.root, "bench", "bench.lua"))
     return measure(cfg, run, cmd, os.path.join(cfg.raw, f"{tag}.txt"), wrk_result, table)
@@ -447,6 +472,7 @@ def main():
             raise SystemExit("bench: the Node peer does not answer as chatpatch does (above)")
         log(f"peer check: the peer answers {len(peercheck.cases())} requests as chatpatch does")
 
+    request = no_database_request(facts)
     meta = {
         "seconds": cfg.seconds, "chats": cfg.chats, "rounds": cfg.rounds, "workers": cfg.workers,
         "db_connections": cfg.db_connections, "nginx_workers": cfg.nginx_workers,
@@ -457,6 +483,7 @@ def main():
         "fixed_per_client": [n for n, f in facts.items()
                              if ceiling.fixed_per_client(f["values"], params.APIS[n].path)],
         "versions": versions(cfg), "bare_path": params.HEALTH_PATH,
+        "floor_request": " ".join(request[:2]) if request else None,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     runs = []
@@ -491,6 +518,13 @@ def main():
             if rnd and conc == report.bare_concurrency(cfg.concurrency):
                 keep(run_wrk(cfg, {"kind": "bare", "api": "healthz", "target": "chatpatch",
                                    "conc": conc, "round": rnd, "seconds": seconds}, files["bare"]))
+                # What this machine charges before any API's work, to judge
+                # the bare path's µs by: nginx answering by itself, then
+                # through a worker that runs no statement.
+                for floor, target, spec, status in files["floors"]:
+                    keep(run_wrk(cfg, {"kind": "floor", "api": floor, "target": target,
+                                       "conc": conc, "round": rnd, "seconds": seconds,
+                                       "expected_status": status}, spec))
         if not cfg.hostile or not rnd:
             continue
         for name in [n for n in cfg.apis if n in ("recoup", "leanmcp")]:

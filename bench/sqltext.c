@@ -7,6 +7,9 @@
  *   sqltext NAME [METHOD]  that API's statement for METHOD (PATCH), exactly,
  *                          with no newline added
  *   sqltext --route NAME   that API's path pattern, "{}" for each parameter
+ *   sqltext --ops NAME     that API's operations, one "METHOD STATUS STATEMENT"
+ *                          a line: its success status, and "-" for an
+ *                          operation that runs none (a preflight)
  *   sqltext --settings     the workers' session settings, one NAME=VALUE a line
  *                          (the statement timeout aside)
  *   sqltext --values METHOD PATH [NAME: VALUE]...   (the body on stdin)
@@ -38,6 +41,21 @@ static long max_param(const char *sql)
             max = n;
     }
     return max;
+}
+
+static const struct api_profile *profile(const char *name)
+{
+    for (const struct api_profile *const *api = api_profiles; *api; api++)
+        if (strcmp((*api)->name, name) == 0)
+            return *api;
+    return NULL;
+}
+
+static void print_ops(const struct api_profile *api)
+{
+    for (size_t i = 0; i < api->nops; i++)
+        printf("%s %d %s\n", api->ops[i].method, api->ops[i].status,
+               api->ops[i].sql ? "statement" : "-");
 }
 
 static const char *statement(const struct api_profile *api, const char *method)
@@ -154,14 +172,18 @@ int main(int argc, char **argv)
             printf("%s=%s\n", s->name, s->value);
         return 0;
     }
-    if (argc == 3 && strcmp(argv[1], "--route") == 0) {
-        for (const struct api_profile *const *api = api_profiles; *api; api++)
-            if (strcmp((*api)->name, argv[2]) == 0) {
-                fputs((*api)->pattern, stdout);
-                return 0;
-            }
-        fprintf(stderr, "sqltext: no API named %s\n", argv[2]);
-        return 2;
+    if (argc == 3 && (strcmp(argv[1], "--route") == 0 || strcmp(argv[1], "--ops") == 0)) {
+        const struct api_profile *api = profile(argv[2]);
+
+        if (!api) {
+            fprintf(stderr, "sqltext: no API named %s\n", argv[2]);
+            return 2;
+        }
+        if (strcmp(argv[1], "--route") == 0)
+            fputs(api->pattern, stdout);
+        else
+            print_ops(api);
+        return 0;
     }
     for (const struct api_profile *const *api = api_profiles; *api; api++) {
         const char *sql = statement(*api, method);

@@ -18,9 +18,10 @@ def spec(api, pattern, chats, body_file, status, prefix, credential=None):
     return "\n".join(lines) + "\n"
 
 
-def get_spec(path, status, prefix):
-    """The text of bench.lua's spec file for GETs of one fixed path."""
-    return "\n".join(["method GET", f"pattern {path}", "chats 1", f"status {status}",
+def get_spec(path, status, prefix, method="GET"):
+    """The text of bench.lua's spec file for bodiless requests (GETs) of one
+    fixed path."""
+    return "\n".join([f"method {method}", f"pattern {path}", "chats 1", f"status {status}",
                       f"prefix {prefix}"]) + "\n"
 
 

@@ -2,7 +2,8 @@
 # bench: the glue of `make bench` (issue 9). Starts a private stack
 # (scripts/stack.sh up in a temp folder on free ports, through
 # scripts/private-stack.sh) whose nginx also fronts the Node peer
-# (bench/peer/: its server block goes into the stack's nginx/conf.d/), starts
+# (bench/peer/: its server block goes into the stack's nginx/conf.d/) and
+# a server of its own answering 204 (the floor of bench/run.py), starts
 # the peer, and hands over to bench/run.py, which loads the data, checks,
 # measures and writes var/bench/result.txt and result.png. Everything is
 # stopped at the end however this script ends.
@@ -74,6 +75,17 @@ mkdir -p "$STACK_DIR/nginx/conf.d"
 sed -e "s|@PEER_PORT@|$PEER_PORT|g" -e "s|@PEER_SOCKET@|$PEER_SOCKET|g" \
     -e "s|@MAX_BODY@|$MAX_BODY|g" -e "s|@KEEPALIVE@|$max_conc|g" \
     bench/peer/nginx.conf >"$STACK_DIR/nginx/conf.d/bench-peer.conf"
+# The floor: the same nginx answering by itself (bench/run.py, floor runs).
+FLOOR_PORT=$(free_port)
+cat >"$STACK_DIR/nginx/conf.d/bench-floor.conf" <<CONF
+server {
+    listen 127.0.0.1:$FLOOR_PORT;
+    server_name _;
+    location / {
+        return 204;
+    }
+}
+CONF
 # pgbouncer runs in the stack, the stack's pool connecting directly; a
 # second pool of the same size goes through it (below), for the cost of
 # the pooler against going direct.
@@ -170,7 +182,7 @@ done
 ROOT=$ROOT BENCH_OUT=$OUT SQLTEXT=$SQLTEXT PGBIN=$PGBIN WORKERS=$WORKERS DB_CONNECTIONS=$DB_CONNECTIONS \
     NGINX_WORKERS=$NGINX_WORKERS \
     BENCH_CONCURRENCY=$BENCH_CONCURRENCY BASE_URL=$BASE_URL PEER_URL=$PEER_URL \
-    BOUNCER_URL=$BOUNCER_URL BOUNCER_POOL_PID=$bouncer_pid \
+    BOUNCER_URL=$BOUNCER_URL FLOOR_URL=http://127.0.0.1:$FLOOR_PORT BOUNCER_POOL_PID=$bouncer_pid \
     PGBOUNCER_PID=$(head -n 1 "$STACK_DIR/run/pgbouncer.pid") \
     NGINX_PID=$(head -n 1 "$STACK_DIR/run/nginx.pid") POOL_PID=$(head -n 1 "$CHATPATCH_PIDFILE") \
     POSTMASTER_PID=$(head -n 1 "$STACK_DIR/pg/postmaster.pid") PEER_PID=$peer_pid \

@@ -102,8 +102,8 @@ class RenderTest(unittest.TestCase):
         text, failed = report.render(meta, series() + bare)
         self.assertFalse(failed)
         # 2.5 s of nginx and 1.5 s of worker over 50,000 requests a round
-        self.assertIn("GET /healthz: nginx, the worker, one SELECT 1), concurrency 32:", text)
-        self.assertRegex(text, r"\n +5000 +8\.00 +50 +30 +80 +20\n")
+        self.assertIn("Bare path and its floors, concurrency 32: CPU us per request", text)
+        self.assertRegex(text, r"\n  nginx, a worker, one SELECT 1: the bare path +5000 +8\.00 +50 +30 +80 +20\n")
         self.assertIn("bare path (/healthz): nginx + worker 80 us per request at concurrency 32", text)
         self.assertNotIn("healthz", report.api_table(meta, report.pooled(meta, series() + bare),
                                                      "recoup")[0])
@@ -111,6 +111,26 @@ class RenderTest(unittest.TestCase):
         text, failed = report.render(meta, series() + bare)
         self.assertTrue(failed)
         self.assertIn("chatpatch healthz c=32 round 1: 3 answers with an unexpected body", text)
+
+    def test_floors_under_the_bare_path(self):
+        meta = dict(META, bare_path="/healthz", floor_request="OPTIONS /api/sessions/s_1/chats/c_1")
+        cpu = {"nginx": 1.0, "worker": 0.5, "postgres": 0.0, "machine": 18.0}
+        floors = [run(target, 32, rnd, rps=10000.0, kind="floor", api=api, expected_status=204,
+                      cpu_s=cpu)
+                  for rnd in (1, 2) for api, target in (("nginx", "nginx"), ("worker", "chatpatch"))]
+        text, failed = report.render(meta, series() + floors)
+        self.assertFalse(failed)
+        # 1 s of nginx over 100,000 requests a round; an idle pool's CPU is not nginx's floor's
+        self.assertRegex(text, r"\n  nginx answering by itself \(204\) +10000 +8\.00 +10 +- +10 +0\n")
+        self.assertRegex(text, r"\n  nginx and a worker, no statement +10000 +8\.00 +10 +5 +15 +0\n")
+        self.assertIn("(no statement: OPTIONS /api/sessions/s_1/chats/c_1; the bare path: GET /healthz)",
+                      text)
+        # pgbench's client: 0.5 s over 40,000 transactions a round
+        self.assertIn("(the ceiling's client; one statement a round trip, no HTTP): recoup 12", text)
+        floors[1].update(unexpected_statuses={"404": 7})
+        text, failed = report.render(meta, series() + floors)
+        self.assertTrue(failed)
+        self.assertIn("chatpatch worker c=32 round 1: 7 answers not 204 (7 x 404)", text)
 
     def test_header_says_how_vacuum_ran(self):
         line = "  autovacuum off; a VACUUM before each run"
