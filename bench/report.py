@@ -288,6 +288,9 @@ def acceptance(meta, m, runs):
     else:
         out.append(f"  concurrency {ACCEPT_CONC} was not measured (BENCH_CONCURRENCY)")
 
+    again = [run_name(r) for r in runs if (r.get("attempts") or 1) > 1]
+    if again:
+        out.append(f"  measured again after the wall clock jumped during the run: {', '.join(again)}")
     rss = [r.get("rss_kb") or 0 for r in runs if r["target"] == "chatpatch"]
     peer_rss = [r.get("rss_kb") or 0 for r in runs if r["target"] == "peer"]
     line = f"  workers' RSS, max over workers and runs: {max(rss, default=0):,} kB"

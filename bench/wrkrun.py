@@ -47,6 +47,15 @@ def parse(output):
     return out
 
 
+def clock_jump_s(duration_us, wall_s):
+    """How far the wall clock jumped during a run, in seconds: how much
+    longer wrk says it ran than the run's monotonic wall time. wrk times
+    with gettimeofday, so when the clock is stepped (a virtual machine
+    paused, then set right) its duration grows by the step and every
+    request in flight counts as a timeout."""
+    return duration_us / 1e6 - wall_s if duration_us is not None else 0.0
+
+
 def example_path(pattern, api, i=1):
     """The path of chat i, as bench.lua builds it (for checks and docs)."""
     out = pattern

@@ -132,6 +132,13 @@ class RenderTest(unittest.TestCase):
         self.assertTrue(failed)
         self.assertIn("chatpatch worker c=32 round 1: 7 answers not 204 (7 x 404)", text)
 
+    def test_runs_measured_again_are_named(self):
+        runs = series()
+        self.assertNotIn("measured again", report.render(META, runs)[0])
+        runs[4]["attempts"] = 2
+        self.assertIn("  measured again after the wall clock jumped during the run: chatpatch recoup c=32"
+                      " round 1\n", report.render(META, runs)[0])
+
     def test_header_says_how_vacuum_ran(self):
         line = "  autovacuum off; a VACUUM before each run"
         self.assertNotIn(line, report.render(META, series())[0])  # runs.json of before
