@@ -18,7 +18,9 @@ Helpers other test files import (`from conftest import ...`):
   printed_body          one body `chatpatch --print-errors` wrote
   make_stack_dir, stack_env, run_stack, remove_stack_dir
                         the steps of a stack of one's own (test_faults.py)
-Tables and helpers without fixtures are in helpers.py.
+Tables and helpers without fixtures are in helpers.py. The fixtures
+`short_dir` and `spawn` start a test's own chatpatch processes; the helpers
+to talk to them are in workers.py.
 """
 
 import contextlib
@@ -27,6 +29,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -701,3 +704,70 @@ def make_recoup_world(db):
 @pytest.fixture
 def recoup_world(db):
     return make_recoup_world(db)
+
+
+# ---- processes of a test's own (helpers in workers.py) ----------------------------
+
+
+@pytest.fixture
+def short_dir():
+    """A short folder under /tmp for unix sockets (sun_path has 108 bytes)."""
+    d = tempfile.mkdtemp(prefix="cpmodes-", dir="/tmp")
+    yield Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def spawn(stack, tmp_path):
+    """spawn(args, stdin=..., address=..., env=..., binary=...) starts
+    CHATPATCH_BIN (or binary) in its
+    own session with stderr to a file; everything started is stopped at the
+    end (SIGTERM, then SIGKILL to its process group) and its stderr checked
+    for sanitizer reports."""
+    # Imported here, not at the top: workers.py imports conftest.
+    from workers import KILL_TIMEOUT_S, Worker, _kill_group, chatpatch_bin, worker_env
+
+    started = []
+
+    def start(args, stdin=subprocess.DEVNULL, address=None, env=None, umask=-1, keep=(),
+              binary=None):
+        log_path = tmp_path / f"worker-{len(started)}.stderr"
+        with open(log_path, "wb") as err:
+            proc = subprocess.Popen(
+                [str(binary or chatpatch_bin(stack)), *args],
+                stdin=stdin,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=env if env is not None else worker_env(stack),
+                start_new_session=True,
+                umask=umask,
+                close_fds=True,
+            )
+        w = Worker(proc, log_path, address, list(keep))
+        started.append(w)
+        return w
+
+    yield start
+
+    problems = []
+    for w in started:
+        if w.proc.poll() is None:
+            try:
+                os.kill(w.pid, signal.SIGTERM)
+                w.proc.wait(timeout=KILL_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                problems.append(f"worker {w.pid} ignored SIGTERM for {KILL_TIMEOUT_S} s")
+            except ProcessLookupError:
+                pass
+        if hosts.group_members(w.pid):
+            _kill_group(w.pid)
+        if w.proc.poll() is None:
+            w.proc.kill()
+            w.proc.wait(timeout=KILL_TIMEOUT_S)
+        for obj in w.keep:
+            obj.close()
+        text = w.log_path.read_text(errors="replace") if w.log_path.exists() else ""
+        if SANITIZER_RE.search(text):
+            problems.append(f"sanitizer report from worker {w.pid}:\n{text[-4000:]}")
+    if problems:
+        pytest.fail("\n".join(problems))

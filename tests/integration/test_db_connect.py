@@ -38,13 +38,7 @@ from conftest import fetch_recoup_chat, recoup_new_chat
 from fcgi_client import KeptConnection
 from helpers import recoup_error
 from test_faults import wait_for
-from test_process_modes import (  # noqa: F401 (fixtures)
-    check_recoup_200,
-    recoup_patch,
-    short_dir,
-    spawn,
-    worker_env,
-)
+from workers import check_recoup_200, recoup_patch, worker_env
 
 CONNECT_TIMEOUT_S = 2.0  # cgi/main.c's connect_timeout_s
 # A request on an open connection takes milliseconds; one held up by a

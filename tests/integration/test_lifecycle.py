@@ -1,6 +1,6 @@
 """How the worker processes start, log, reload and stop (issue 10; README
 "Running under systemd", "Reload and stop"), talking FastCGI to them
-directly with test_process_modes.py's client: no nginx.
+directly with fcgi_client.py's client (workers.py): no nginx.
 
 Cases:
   SIGTERM with connections queued      unix and TCP pools: every queued
@@ -32,19 +32,17 @@ import psycopg
 import pytest
 
 from conftest import SANITIZER_RE, _free_port, child_pids
+from fcgi_client import fcgi_http
 from helpers import lock_waiters
 from hosts import alive, group_members
 from test_faults import new_target
-from test_process_modes import (  # noqa: F401 (fixtures)
+from workers import (
     START_TIMEOUT_S,
     chatpatch_bin,
     check_recoup_200,
-    fcgi_http,
     listening_unix_socket,
     new_rid,
     recoup_patch,
-    short_dir,
-    spawn,
     wait_access_line,
     worker_env,
 )
