@@ -8,8 +8,10 @@ nginx), and the access line's documented format.
   FcgiResponse   the parsed CGI answer (status, lower-cased headers, body)
   ACCESS_RE      the access line (README "Configuration")
 
-Used by test_process_modes.py (workers of its own) and test_security.py (the
-shared stack's socket, $STACK_DIR/run/chatpatch.sock).
+Used through workers.py by the tests that start workers of their own
+(test_process_modes.py, test_lifecycle.py, test_db_connect.py), and by
+test_security.py and test_status.py on the shared stack's socket
+($STACK_DIR/run/chatpatch.sock).
 """
 
 import json
