@@ -69,6 +69,7 @@ class Config:
         self.peer_url = e["PEER_URL"]
         self.bouncer_url = e["BOUNCER_URL"]
         self.floor_url = e["FLOOR_URL"]
+        self.worker_role = e["WORKER_ROLE"]
         self.sqltext = e["SQLTEXT"]
         self.pgbin = e.get("PGBIN", "/usr/lib/postgresql/15/bin")
         self.pids = {
@@ -270,7 +271,8 @@ def check_ceiling(cfg, facts, files):
         fixed = ceiling.fixed_per_client(f["values"], api.path)
         clients = min(max(cfg.concurrency), cfg.chats) if fixed else 1
         count = 1 if fixed else min(cfg.chats, 1000)
-        args = ceiling.args(f["values"], api.path, files[name, "pgbench"], clients, cfg.threads, cfg.chats)
+        args = ceiling.args(f["values"], api.path, files[name, "pgbench"], clients, cfg.threads, cfg.chats,
+                            cfg.worker_role)
         t0 = psql(cfg, "SELECT now()")
         out = os.path.join(cfg.raw, f"pgbench-{name}-check.txt")
         rc, text, _ = run_client([os.path.join(cfg.pgbin, "pgbench"), *args, "-t", str(count)], out, 600)
@@ -390,7 +392,8 @@ def run_ceiling(cfg, run, files, facts):
     api = params.APIS[name]
     tag = f"ceiling-{name}-c{conc}-r{run['round']}"
     prefix = os.path.join(cfg.raw, f"pglog-{tag}")
-    args = ceiling.args(facts[name]["values"], api.path, files[name, "pgbench"], conc, cfg.threads, cfg.chats)
+    args = ceiling.args(facts[name]["values"], api.path, files[name, "pgbench"], conc, cfg.threads, cfg.chats,
+                        cfg.worker_role)
     cmd = [os.path.join(cfg.pgbin, "pgbench"), *args, "-T", str(run["seconds"]), "-l",
            f"--log-prefix={prefix}"]
     return measure(cfg, run, cmd, os.path.join(cfg.raw, f"{tag}.txt"), pgbench_result(prefix), api.table)

@@ -123,7 +123,7 @@ private_stack_up "$OUT/raw/stack-up.txt"
 # workers may open.
 
 log "starting the Node peer ($(node --version)) on $PEER_SOCKET"
-PGHOST=$PGHOST PGPORT=$PGPORT PGDATABASE=$PGDATABASE PGUSER=chatpatch_worker \
+PGHOST=$PGHOST PGPORT=$PGPORT PGDATABASE=$PGDATABASE PGUSER=$WORKER_ROLE \
     PEER_SOCKET=$PEER_SOCKET PEER_POOL=$POOL MAX_BODY=$MAX_BODY \
     setsid node bench/peer/server.js </dev/null >"$OUT/raw/peer.log" 2>&1 &
 peer_pid=$!
@@ -141,7 +141,7 @@ done
 # BOUNCER_PORT: the stack's rendered snippet, pointed at that socket.
 
 log "starting $WORKERS workers through pgbouncer on $BOUNCER_SOCKET"
-DATABASE_URL="postgresql://chatpatch_worker@/$PGDATABASE?host=$PGHOST&port=$PGBOUNCER_PORT" \
+DATABASE_URL="postgresql://$WORKER_ROLE@/$PGDATABASE?host=$PGHOST&port=$PGBOUNCER_PORT" \
     DATABASE_STATEMENTS=unnamed setsid "$CHATPATCH_BIN" --listen "$BOUNCER_SOCKET" \
     --workers "$WORKERS" --db-connections "$DB_CONNECTIONS" \
     --socket-mode 0660 --socket-group "$([ "$(id -u)" = 0 ] && echo nogroup || id -gn)" \
@@ -182,7 +182,7 @@ done
 ROOT=$ROOT BENCH_OUT=$OUT SQLTEXT=$SQLTEXT PGBIN=$PGBIN WORKERS=$WORKERS DB_CONNECTIONS=$DB_CONNECTIONS \
     NGINX_WORKERS=$NGINX_WORKERS \
     BENCH_CONCURRENCY=$BENCH_CONCURRENCY BASE_URL=$BASE_URL PEER_URL=$PEER_URL \
-    BOUNCER_URL=$BOUNCER_URL FLOOR_URL=http://127.0.0.1:$FLOOR_PORT BOUNCER_POOL_PID=$bouncer_pid \
+    WORKER_ROLE=$WORKER_ROLE BOUNCER_URL=$BOUNCER_URL FLOOR_URL=http://127.0.0.1:$FLOOR_PORT BOUNCER_POOL_PID=$bouncer_pid \
     PGBOUNCER_PID=$(head -n 1 "$STACK_DIR/run/pgbouncer.pid") \
     NGINX_PID=$(head -n 1 "$STACK_DIR/run/nginx.pid") POOL_PID=$(head -n 1 "$CHATPATCH_PIDFILE") \
     POSTMASTER_PID=$(head -n 1 "$STACK_DIR/pg/postmaster.pid") PEER_PID=$peer_pid \

@@ -68,8 +68,8 @@ free_port() {
 
 # private_stack_up UP_LOG: stack.sh up on free ports (PORT, PGPORT), its
 # output in UP_LOG, then stack.env's variables (BASE_URL, PGHOST, PGPORT,
-# PGUSER, PGDATABASE, DATABASE_URL, CHATPATCH_PIDFILE, NGINX_WORKERS) set in
-# the caller.
+# PGUSER, PGDATABASE, DATABASE_URL, CHATPATCH_PIDFILE, WORKER_ROLE,
+# NGINX_WORKERS) set in the caller.
 # Exits 1 (the trap stops what was started) when the stack did not come up.
 private_stack_up() {
     local log=$1 attempt up_ok=0

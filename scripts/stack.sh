@@ -524,6 +524,7 @@ write_env() {
         # spawns the binary itself (tests/integration/hosts.py).
         echo "CHATPATCH_SOCKET=$(q "$SOCKET")"
         echo "WORKER_DATABASE_URL=$(q "$(workers_database_url)")"
+        echo "WORKER_ROLE=$(q "$WORKER_ROLE")"
         echo "NGINX_WORKERS=$(q "$NGINX_WORKERS")"
     } >"$STACK_DIR/stack.env"
 }

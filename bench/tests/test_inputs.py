@@ -122,6 +122,10 @@ class PgbenchScriptTest(unittest.TestCase):
             self.assertIn(d, args)
         self.assertEqual(args[args.index("-j") + 1], "2")
         self.assertFalse(ceiling.fixed_per_client(values, path))
+        self.assertNotIn("-U", args)  # libpq's default user
+        worker = ceiling.args(values, path, "s.sql", 8, 2, 1000, "chatpatch_worker")
+        self.assertEqual(worker[:2], ["-U", "chatpatch_worker"])
+        self.assertEqual(worker[2:], args)
 
     @unittest.skipUnless(os.access(SQLTEXT, os.X_OK), "build/bench/sqltext not built")
     def test_string_ids_are_read_once_per_client(self):
