@@ -213,8 +213,9 @@ def write(path, text):
     return path
 
 
-def prepare_files(cfg, facts):
-    """pgbench scripts, bodies and wrk spec files; returns their paths."""
+def prepare_files(cfg, facts, floor_request):
+    """pgbench scripts, bodies and wrk spec files; returns their paths.
+    floor_request: no_database_request(facts)."""
     files = {}
     for name, f in facts.items():
         api = params.APIS[name]
@@ -238,9 +239,8 @@ def prepare_files(cfg, facts):
     # The floors: (name, target, spec file, expected status).
     files["floors"] = [("nginx", "nginx", write(os.path.join(cfg.raw, "wrk-floor-nginx.spec"),
                                                 wrkrun.get_spec("/", 204, "")), 204)]
-    request = no_database_request(facts)
-    if request:
-        method, path, status = request
+    if floor_request:
+        method, path, status = floor_request
         files["floors"].append(("worker", "chatpatch",
                                 write(os.path.join(cfg.raw, "wrk-floor-worker.spec"),
                                       wrkrun.get_spec(path, status, "", method=method)), status))
@@ -478,7 +478,8 @@ def main():
     load_s = load_data(cfg)
     autovacuum_off(cfg)
     log(f"  loaded in {load_s:.1f} s")
-    files = prepare_files(cfg, facts)
+    request = no_database_request(facts)
+    files = prepare_files(cfg, facts, request)
     plans = explain_all(cfg, facts)
     check_ceiling(cfg, facts, files)
     peer_apis = [n for n in cfg.apis if params.APIS[n].peer]
@@ -490,7 +491,6 @@ def main():
             raise SystemExit("bench: the Node peer does not answer as chatpatch does (above)")
         log(f"peer check: the peer answers {len(peercheck.cases())} requests as chatpatch does")
 
-    request = no_database_request(facts)
     meta = {
         "seconds": cfg.seconds, "chats": cfg.chats, "rounds": cfg.rounds, "workers": cfg.workers,
         "db_connections": cfg.db_connections, "nginx_workers": cfg.nginx_workers,
